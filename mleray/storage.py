@@ -11,17 +11,22 @@ One interface whatever the backend:
 - `read_lines()` returns every complete line of `trials.jsonl` in order (a torn last line left by a
   killed writer is not returned, and is cut off before the next append).
 - `write_file`, `read_file`, `read_from(path, offset)` (for following a growing log), `exists`,
-  `size`, `list_dir`, and `upload_dir(local, dest)` to copy a trial's folder from the node that ran it.
+  `size`, `list_dir`, `delete_dir`, and `upload_dir(local, dest)` to copy a trial's folder from the
+  node that ran it.
 
-Paths passed to these methods are relative to the sweep folder and use `/`.
+Paths passed to these methods are relative to the sweep folder and use `/`. `storage.location` is
+the sweep folder as one string (a path, or the URI with the sweep in its path) that
+`open_location` opens again on another node: what the driver hands each trial.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -54,6 +59,11 @@ class SweepStorage:
 
     uri: str
     sweep: str
+
+    @property
+    def location(self) -> str:
+        """The sweep folder as one string that `open_location` opens again (on any node)."""
+        raise NotImplementedError
 
     # -- records ------------------------------------------------------------------------------
     def append_line(self, line: str) -> None:
@@ -94,6 +104,10 @@ class SweepStorage:
         """Copies a local folder (a trial's folder on the node that ran it) to `dest`, replacing files."""
         raise NotImplementedError
 
+    def delete_dir(self, path: str) -> None:
+        """Removes the folder `path` and everything in it (nothing when it does not exist)."""
+        raise NotImplementedError
+
     @property
     def local_path(self) -> Optional[Path]:
         """The sweep folder as a local path when the storage is one (runner writes there directly)."""
@@ -111,7 +125,7 @@ def _complete_lines(data: bytes) -> List[str]:
 class LocalSweepStorage(SweepStorage):
     """A path on this machine (or a shared mount every node sees at the same path)."""
 
-    def __init__(self, root: str | Path, sweep: str):
+    def __init__(self, root: str | Path, sweep: str, repair: bool = True):
         self.uri = str(root)
         self.sweep = sweep
         self.dir = Path(root).expanduser() / sweep
@@ -119,7 +133,12 @@ class LocalSweepStorage(SweepStorage):
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StorageError(f"cannot create {self.dir}: {err.strerror} (choose another 'storage')") from None
-        self._repair()
+        if repair:
+            self._repair()
+
+    @property
+    def location(self) -> str:
+        return str(self.dir)
 
     @property
     def local_path(self) -> Path:
@@ -183,11 +202,15 @@ class LocalSweepStorage(SweepStorage):
             return  # the runner wrote in place
         shutil.copytree(local_dir, target, dirs_exist_ok=True)
 
+    def delete_dir(self, path: str) -> None:
+        shutil.rmtree(self._p(path), ignore_errors=True)
+
 
 class ArrowSweepStorage(SweepStorage):
     """Any pyarrow filesystem (S3, GCS, HDFS, or `file://` / LocalFileSystem)."""
 
-    def __init__(self, uri: str, sweep: str, fs=None, base: Optional[str] = None, append: Optional[bool] = None):
+    def __init__(self, uri: str, sweep: str, fs=None, base: Optional[str] = None, append: Optional[bool] = None,
+                 repair: bool = True):
         import pyarrow.fs as pafs
 
         self.uri, self.sweep = uri, sweep
@@ -204,7 +227,13 @@ class ArrowSweepStorage(SweepStorage):
         self._pafs = pafs
         self._seq = 0
         self._writer = uuid.uuid4().hex[:8]
-        self._repair()
+        if repair:
+            self._repair()
+
+    @property
+    def location(self) -> str:
+        scheme, netloc, path, query, fragment = urlsplit(self.uri)
+        return urlunsplit((scheme, netloc, f"{path.rstrip('/')}/{self.sweep}", query, fragment))
 
     def _p(self, path: str) -> str:
         return f"{self.base}/{path}".rstrip("/")
@@ -293,6 +322,10 @@ class ArrowSweepStorage(SweepStorage):
         self._pafs.copy_files(str(Path(local_dir).resolve()), self._p(dest),
                               source_filesystem=self._pafs.LocalFileSystem(), destination_filesystem=self.fs)
 
+    def delete_dir(self, path: str) -> None:
+        if self.is_dir(path):
+            self.fs.delete_dir(self._p(path))
+
     @property
     def local_path(self) -> Optional[Path]:
         if isinstance(self.fs, self._pafs.LocalFileSystem):
@@ -308,3 +341,30 @@ def open_sweep_storage(uri: str | Path, sweep: str) -> SweepStorage:
     if _is_uri(uri):
         return ArrowSweepStorage(uri, sweep)
     return LocalSweepStorage(uri, sweep)
+
+
+# pathlib folds the '//' of a URI ("s3://b/x" -> "s3:/b/x"); a location that went through Path() is restored.
+_FOLDED = re.compile(r"^(s3|gs|gcs|hdfs|viewfs|abfs|abfss|file|mock):/(?!/)(.*)$", re.DOTALL)
+
+
+def open_location(location: str | Path, repair: bool = True) -> SweepStorage:
+    """Opens a sweep folder from its `storage.location` string (a path, or a URI with the sweep last in its
+    path). `repair=False` leaves trials.jsonl untouched: for trials, which never write it."""
+    location = str(location)
+    folded = _FOLDED.match(location)
+    if folded:
+        scheme, rest = folded.groups()
+        location = f"{scheme}:///{rest}" if scheme in ("file", "mock") else f"{scheme}://{rest}"
+    if not _is_uri(location):
+        path = Path(location).expanduser()
+        return LocalSweepStorage(path.parent, path.name, repair=repair)
+    scheme, netloc, path, query, fragment = urlsplit(location)
+    parent, _, sweep = path.rstrip("/").rpartition("/")
+    if not sweep:
+        raise StorageError(f"cannot open sweep location {location!r}: it names no sweep folder")
+    return ArrowSweepStorage(urlunsplit((scheme, netloc, parent, query, fragment)), sweep, repair=repair)
+
+
+def is_local_location(location: str | Path) -> bool:
+    """True when `location` is a path (written in place by the node that runs a trial)."""
+    return not (_is_uri(str(location)) or _FOLDED.match(str(location)))

@@ -1,49 +1,46 @@
-"""A sweep's results on disk: `trials.jsonl` appended and flushed as each trial finishes.
+"""A sweep's records: `trials.jsonl` in the sweep's storage, one line appended durably per finished trial.
 
-Survives a driver killed mid-write: a torn last line is cut off before the next append, and
-the trial it belonged to is simply not done yet. Each trial id is recorded at most once.
+Works on any `SweepStorage` (a local or shared path, or an object store such as S3). Survives a
+driver killed mid-write: a torn last line is cut off before the next append, and the trial it
+belonged to is simply not done yet. Each trial id is recorded at most once.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-RECORDS = "trials.jsonl"
+from mleray.storage import RECORDS, SweepStorage, open_location
 
 
 class SweepStore:
-    def __init__(self, sweep_dir: Path):
-        self.dir = Path(sweep_dir)
-        self.path = self.dir / RECORDS
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._repair()
-        self._records: Dict[str, dict] = {r["trial_id"]: r for r in self._read()}
+    """The driver's view of `<storage>/<sweep>/`: the records so far, and where trials write their folders.
 
-    def _repair(self) -> None:
-        """Cuts a torn final line (the driver died while writing it)."""
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            keep = data.rfind(b"\n") + 1
-            with open(self.path, "r+b") as f:
-                f.truncate(keep)
+    `location` is the string each trial receives (open it with `storage.open_location`). `dir` is the
+    sweep folder as a Path when it is one, else the same string as `location`, so `str(store.dir)` is
+    always what to hand a trial. `path` is the local trials.jsonl (None on an object store).
+    """
+
+    def __init__(self, storage: SweepStorage | Path | str):
+        self.storage = storage if isinstance(storage, SweepStorage) else open_location(storage)
+        self.location = self.storage.location
+        local = self.storage.local_path
+        self.dir = local if local is not None else self.location
+        self.path: Optional[Path] = local / RECORDS if local is not None else None
+        self.storage.compact()  # a resumed sweep on an object store starts from one whole trials.jsonl
+        self._records: Dict[str, dict] = {}
+        for record in self._read():
+            self._records[record["trial_id"]] = record
 
     def _read(self) -> List[dict]:
-        if not self.path.exists():
-            return []
         records = []
-        with open(self.path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{self.path}:{number}: not a JSON record ({err}); fix or remove that line") from None
+        for number, line in enumerate(self.storage.read_lines(), 1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{self.location}/{RECORDS}:{number}: not a JSON record ({err}); "
+                                 "fix or remove that line") from None
         return records
 
     @property
@@ -55,17 +52,17 @@ class SweepStore:
         return list(self._records.values())
 
     def append(self, record: dict) -> bool:
-        """Appends one finished trial and flushes it to disk. Returns False if it was already recorded."""
+        """Appends one finished trial, durable before it returns. Returns False if it was already recorded."""
         trial = record["trial_id"]
         if trial in self._records:
             return False
-        line = json.dumps(record, default=str, sort_keys=False) + "\n"
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        self.storage.append_line(json.dumps(record, default=str, sort_keys=False))
         self._records[trial] = record
         return True
 
+    def compact(self) -> None:
+        """Folds an object store's per-trial parts into one trials.jsonl (at sweep end; a no-op on a path)."""
+        self.storage.compact()
+
     def write_config(self, text: str) -> None:
-        (self.dir / "config.yaml").write_text(text)
+        self.storage.write_file("config.yaml", text)
