@@ -33,3 +33,8 @@ def cache_dir() -> Path:
     """Node-local cache for prepared competition data (override with MLERAY_CACHE_DIR)."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mleray"
     return Path(os.environ.get("MLERAY_CACHE_DIR", default))
+
+
+def scratch_dir() -> Path:
+    """Node-local folder where trials of object-store sweeps work before upload (MLERAY_SCRATCH_DIR)."""
+    return Path(os.environ.get("MLERAY_SCRATCH_DIR", cache_dir() / "scratch"))

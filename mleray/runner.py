@@ -26,6 +26,7 @@ from mleray.sandbox import make_sandbox
 from mleray.sandbox.base import ExitInfo, SandboxSpec
 from mleray.snapshots import Snapshotter
 from mleray.staging import stage
+from mleray.trial_folder import trial_folder
 from mleray.trials import TrialSpec
 
 INSTRUCTIONS = Path(__file__).with_name("instructions.txt")
@@ -116,12 +117,20 @@ def _reason(exit_info: ExitInfo, grade: dict) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def run_trial(spec: TrialSpec, cfg: SweepConfig, sweep_dir: Path, attempt: int = 0, sandbox_kind: str = "bwrap",
+def run_trial(spec: TrialSpec, cfg: SweepConfig, sweep_dir: Path | str, attempt: int = 0, sandbox_kind: str = "bwrap",
               gpu_ids: List[str] = (), on_line: Optional[Callable[[str], None]] = None,
               node: tuple[str, str] = ("", "")) -> TrialResult:
-    """Runs one trial in this process and returns its graded record (also written to result.json)."""
+    """Runs one trial in this process and returns its graded record (also written to result.json).
+
+    `sweep_dir` is the sweep's location (`SweepStore.location`): a path, written in place, or an
+    object-store URI, where the trial works in node-local scratch and uploads its folder at the end."""
+    with trial_folder(sweep_dir, spec.sweep, spec.trial_id) as root:
+        return _run_in(TrialPaths(root).fresh(), spec, cfg, attempt, sandbox_kind, gpu_ids, on_line, node)
+
+
+def _run_in(paths: TrialPaths, spec: TrialSpec, cfg: SweepConfig, attempt: int, sandbox_kind: str,
+            gpu_ids: List[str], on_line: Optional[Callable[[str], None]], node: tuple[str, str]) -> TrialResult:
     started, t0 = _now(), time.monotonic()
-    paths = TrialPaths(Path(sweep_dir) / "trials" / spec.trial_id).fresh()
     agent = load_agent(spec.agent)
     # Node-local, once per node; a trial that finds another staging the same data waits and says so.
     prepared, _ = stage(spec.competition, on_wait=on_line)
@@ -154,7 +163,8 @@ def run_trial(spec: TrialSpec, cfg: SweepConfig, sweep_dir: Path, attempt: int =
         agent_s=round(agent_s, 3), grading_s=round(grading_s, 3), node_id=node[0], node_ip=node[1],
         gpu_ids=list(gpu_ids), cpus=spec.resources.cpus, memory_gb=spec.resources.memory_gb,
         gpus=spec.resources.gpus, time_limit=spec.resources.time_limit, snapshots=snapshots)
-    record.submission_path = str(final.relative_to(Path(sweep_dir))) if final.exists() else None
+    # relative to the sweep folder, so the same whatever the storage
+    record.submission_path = f"trials/{spec.trial_id}/{final.relative_to(paths.root)}" if final.exists() else None
     paths.result.write_text(__import__("json").dumps(record.to_dict(), indent=2, default=str))
     return record
 

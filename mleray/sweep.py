@@ -2,13 +2,15 @@
 
 Checks everything it can before scheduling anything (config, competitions, data, agents, sandbox),
 then runs the trials on Ray, appends each result as it finishes, and ends with the medal table
-and a report under `<storage>/<name>/report/`. Running the same command again resumes.
+and a report under `<storage>/<name>/report/`. Running the same command again resumes. `storage`
+is a local or shared path, or a pyarrow URI such as s3://bucket/prefix (see mleray.storage).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -18,6 +20,7 @@ from mleray import competitions
 from mleray.callbacks import SweepCallback
 from mleray.config import ConfigError, SweepConfig, load_agent, load_sweep, to_yaml
 from mleray.scheduler import Scheduler
+from mleray.storage import RECORDS, StorageError, SweepStorage, open_location, open_sweep_storage
 from mleray.store import SweepStore
 from mleray.trials import expand
 
@@ -76,12 +79,19 @@ def default_callbacks() -> List[SweepCallback]:
     return [LiveProgress()]
 
 
-def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None, sweep_dir: Optional[Path] = None,
-        actor_cls=None) -> tuple[List[dict], bool]:
+def open_storage(cfg: SweepConfig, sweep_dir: Optional[Path | str | SweepStorage] = None) -> SweepStorage:
+    """The sweep's storage: `<cfg.storage>/<cfg.name>`, or `sweep_dir` when given (raises StorageError)."""
+    if isinstance(sweep_dir, SweepStorage):
+        return sweep_dir
+    return open_location(sweep_dir) if sweep_dir else open_sweep_storage(cfg.storage, cfg.name)
+
+
+def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
+        sweep_dir: Optional[Path | str | SweepStorage] = None, actor_cls=None) -> tuple[List[dict], bool]:
     """Runs or resumes a sweep; returns (all records, completed?)."""
     ids, kind, why = preflight(cfg)
     print(f"mleray: sandbox {kind} ({why})", flush=True)
-    store = SweepStore(sweep_dir or Path(cfg.storage) / cfg.name)
+    store = SweepStore(open_storage(cfg, sweep_dir))
     store.write_config(to_yaml(cfg))
     trials = expand(cfg, ids)
     connect(cfg)
@@ -92,6 +102,7 @@ def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None, s
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
     scheduler = Scheduler(cfg, store, kind, callbacks, **({"actor_cls": actor_cls} if actor_cls else {}))
     completed = scheduler.run(trials)
+    store.compact()  # on an object store: one whole trials.jsonl
     if not completed and kind == "docker":
         from mleray.sandbox.docker import reap
 
@@ -102,16 +113,46 @@ def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None, s
     return records, completed
 
 
-def finish(store_dir: Path, write_report: bool) -> None:
-    """Prints the medal table and writes the report."""
+def finish(sweep: Path | str | SweepStorage, write_report: bool) -> None:
+    """Prints the medal table and writes the report (on an object store: built from the records in a
+    local temporary folder, then the report files are written back to the storage)."""
+    storage = sweep if isinstance(sweep, SweepStorage) else open_location(sweep)
+    if storage.local_path is not None:
+        report = _summarize(storage.local_path, write_report)
+        if report is not None:
+            print(f"mleray: report at {report}", flush=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="mleray-report-") as tmp:
+        local = Path(tmp) / storage.sweep
+        local.mkdir()
+        storage.compact()
+        (local / RECORDS).write_text("".join(line + "\n" for line in storage.read_lines()))
+        if storage.size("config.yaml") is not None:  # names the suite the report uses
+            (local / "config.yaml").write_bytes(storage.read_file("config.yaml"))
+        report = _summarize(local, write_report)
+        if report is not None:
+            storage.upload_dir(report.parent, "report")
+            print(f"mleray: report at {shown(storage, 'report/' + report.name)}", flush=True)
+
+
+def _summarize(sweep_dir: Path, write_report: bool) -> Optional[Path]:
+    """Prints the medal table of a local sweep folder; writes its report (returns report.md) if asked."""
     from analysis.load import load_paths
     from analysis.tables import sweep_summary
 
-    print(sweep_summary(load_paths([store_dir])), flush=True)
-    if write_report:
-        from analysis.report import write_report as write
+    print(sweep_summary(load_paths([sweep_dir])), flush=True)
+    if not write_report:
+        return None
+    from analysis.report import write_report as write
 
-        print(f"mleray: report at {write(store_dir)}", flush=True)
+    return write(sweep_dir)
+
+
+def shown(storage: SweepStorage, path: str = "") -> str:
+    """A file of the sweep as a user would name it (a URI without its query options)."""
+    if storage.local_path is not None:
+        return str(storage.local_path / path) if path else str(storage.local_path)
+    return storage.location.split("?", 1)[0] + (f"/{path}" if path else "")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -124,18 +165,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         cfg = load_sweep(args.config, overrides)
         records, completed = run(cfg)
-    except (ConfigError, competitions.CompetitionError) as err:
+        storage = open_storage(cfg)
+    except (ConfigError, competitions.CompetitionError, StorageError) as err:
         print(f"mleray: {err}", file=sys.stderr)
         return 2
     except SweepError as err:
         print(f"mleray: the sweep cannot start:\n{err}", file=sys.stderr)
         return 2
-    sweep_dir = Path(cfg.storage) / cfg.name
     if not completed:
-        print(f"\nmleray: interrupted; {len(records)} trials are recorded in {sweep_dir}/trials.jsonl. "
+        print(f"\nmleray: interrupted; {len(records)} trials are recorded in {shown(storage, RECORDS)}. "
               "Run the same command again to resume.", file=sys.stderr)
         return 130
-    finish(sweep_dir, cfg.report)
+    finish(storage, cfg.report)
     return 0
 
 
