@@ -35,19 +35,17 @@ sys.path.insert(0, str(ROOT))
 from mleray.callbacks import SweepCallback  # noqa: E402
 from mleray.config import SweepConfig, TierConfig  # noqa: E402
 from mleray.records import Status, TrialResult  # noqa: E402
+from mleray.runner import TrialHost  # noqa: E402
 from mleray.scheduler import Scheduler  # noqa: E402
 from mleray.store import SweepStore  # noqa: E402
 from mleray.trials import TrialSpec  # noqa: E402
 
 
 @ray.remote(max_restarts=0, max_concurrency=2)
-class InstantTrial:
+class InstantTrial(TrialHost):
     """Returns a complete record at once: the trial's work is trivial."""
 
-    def status(self):
-        return "local", ""
-
-    def run(self, spec, cfg, sweep_dir, attempt, kind):
+    def work(self, spec, cfg, sweep_dir, attempt, kind):
         return TrialResult(competition_id=spec.competition, sweep=spec.sweep, trial_id=spec.trial_id,
                            agent=spec.agent, tier=spec.tier, seed=spec.seed, attempt=attempt,
                            status=Status.GRADED, score=0.5, valid_submission=True, submission_exists=True,

@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from mleray.config import SweepConfig, TierConfig  # noqa: E402
 from mleray.records import Status, TrialResult  # noqa: E402
+from mleray.runner import TrialHost  # noqa: E402
 from mleray.scheduler import Scheduler  # noqa: E402
 from mleray.store import SweepStore  # noqa: E402
 from mleray.trials import TrialSpec  # noqa: E402
@@ -59,13 +60,10 @@ TIERS = {"cpu2": TierConfig(cpus=2, memory_gb=0.05, gpus=0),
 
 
 @ray.remote(max_restarts=0, max_concurrency=2)
-class SleepTrial:
+class SleepTrial(TrialHost):
     """mleray's trial actor, minus the agent: sleeps for the trial's duration."""
 
-    def status(self):
-        return ray.get_runtime_context().get_node_id(), ""
-
-    def run(self, spec, cfg, sweep_dir, attempt, kind):
+    def work(self, spec, cfg, sweep_dir, attempt, kind):
         t0 = time.time()
         time.sleep(float(spec.competition.split("@")[1]))
         record = TrialResult(competition_id=spec.competition, sweep=spec.sweep, trial_id=spec.trial_id,

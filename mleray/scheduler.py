@@ -62,13 +62,37 @@ class Scheduler:
 
     def _launch(self, spec: TrialSpec, attempt: int) -> None:
         res = spec.resources
-        actor = self.actor_cls.options(num_cpus=res.cpus, num_gpus=res.gpus, memory=int(res.memory_gb * GIB)).remote()
-        ref = actor.run.remote(spec, self.cfg, str(self.store.dir), attempt, self.sandbox_kind)
-        self.inflight[ref] = _InFlight(spec, attempt, actor, ref)
+        actor = self.actor_cls.options(num_cpus=res.cpus, num_gpus=res.gpus, memory=int(res.memory_gb * GIB)).remote(
+            spec, self.cfg, str(self.store.dir), attempt, self.sandbox_kind)
+        ref = actor.result.remote()
+        # status() answers as soon as the actor exists: that is when the trial starts running.
+        self.inflight[ref] = _InFlight(spec, attempt, actor, ref, status_ref=actor.status.remote())
 
-    def _poll_status(self) -> None:
-        """Asks running actors for their node and last log line (for the progress view)."""
+    def _check_started(self) -> None:
+        """Announces trials whose actor came up since the last look (every loop turn, so even a short
+        trial shows as running, on its node)."""
+        waiting = {item.status_ref: item for item in self.inflight.values() if not item.started and item.status_ref}
+        if not waiting:
+            return
+        ready, _ = ray.wait(list(waiting), num_returns=len(waiting), timeout=0)
+        for ref in ready:
+            item = waiting[ref]
+            item.status_ref = None
+            try:
+                node, _ = ray.get(ref)
+            except Exception:  # the actor died before it answered; its main ref reports why
+                continue
+            self._start(item, node)
+
+    def _start(self, item: _InFlight, node: str) -> None:
+        item.started = True
+        self._emit("on_trial_start", item.spec.trial_id, item.attempt, node)
+
+    def _poll_logs(self) -> None:
+        """Asks running actors for their last log line (for the progress view)."""
         for item in list(self.inflight.values()):
+            if not item.started:
+                continue
             if item.status_ref is None:
                 item.status_ref = item.actor.status.remote()
                 continue
@@ -76,16 +100,12 @@ class Scheduler:
             if not ready:
                 continue
             try:
-                node, line = ray.get(item.status_ref)
+                _, line = ray.get(item.status_ref)
             except Exception:  # the actor died; its main ref reports why
-                item.status_ref = None
-                continue
-            if not item.started:
-                item.started = True
-                self._emit("on_trial_start", item.spec.trial_id, item.attempt, node)
+                line = ""
+            item.status_ref = None
             if line:
                 self._emit("on_trial_log", item.spec.trial_id, line)
-            item.status_ref = None
 
     def _finish(self, ref, retry: List[tuple]) -> None:
         item = self.inflight.pop(ref)
@@ -102,6 +122,8 @@ class Scheduler:
             record = failed_record(item.spec, item.attempt, f"trial raised: {_short(err)}")
         finally:
             ray.kill(item.actor, no_restart=True)
+        if not item.started and record.get("node_id"):
+            self._start(item, record.get("node_ip") or record["node_id"])
         if self.store.append(record):
             self._emit("on_trial_end", record)
 
@@ -117,12 +139,13 @@ class Scheduler:
                 while todo and len(self.inflight) < limit:
                     self._launch(*todo.pop())
                 ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=0.5)
+                self._check_started()
                 retry: List[tuple] = []
                 for ref in ready:
                     self._finish(ref, retry)
                 todo.extend(reversed(retry))
                 if time.monotonic() - last_status > STATUS_EVERY_S:
-                    self._poll_status()
+                    self._poll_logs()
                     last_status = time.monotonic()
         except KeyboardInterrupt:
             self.stop()

@@ -28,6 +28,7 @@ import ray
 from mleray.config import load_sweep
 from mleray.progress import ProgressCallback
 from mleray.records import Status, TrialResult
+from mleray.runner import TrialHost
 from mleray.scheduler import Scheduler
 from mleray.store import SweepStore
 from mleray.trials import expand
@@ -36,18 +37,14 @@ pytestmark = pytest.mark.slow
 
 
 @ray.remote(max_restarts=0, max_concurrency=2)
-class SleepActor:
+class SleepActor(TrialHost):
     """Sleeps for the tier's time_limit seconds (or `@seconds` in the competition id) and reports
     where and when it ran. Competition `crashN` kills its own process on attempts below N."""
 
-    def __init__(self):
-        ctx = ray.get_runtime_context()
-        self.node = ctx.get_node_id()
-
     def status(self):
-        return self.node, "sleeping"
+        return self.node[0], "sleeping"
 
-    def run(self, spec, cfg, sweep_dir, attempt, kind):
+    def work(self, spec, cfg, sweep_dir, attempt, kind):
         t_start = time.time()
         comp = spec.competition
         if comp.startswith("crash") and attempt < int(comp[len("crash"):]):
@@ -58,7 +55,7 @@ class SleepActor:
         time.sleep(seconds)
         record = TrialResult(competition_id=comp, sweep=spec.sweep, trial_id=spec.trial_id, agent=spec.agent,
                              tier=spec.tier, seed=spec.seed, attempt=attempt, status=Status.GRADED,
-                             node_id=self.node, gpu_ids=[str(g) for g in ray.get_gpu_ids()],
+                             node_id=self.node[0], gpu_ids=[str(g) for g in ray.get_gpu_ids()],
                              agent_s=seconds, cpus=spec.resources.cpus, gpus=spec.resources.gpus).to_dict()
         return {**record, "t_start": t_start, "t_end": time.time()}
 

@@ -11,17 +11,15 @@ import ray
 
 from mleray.config import load_sweep
 from mleray.records import Status
+from mleray.runner import TrialHost
 from mleray.scheduler import Scheduler
 from mleray.store import SweepStore
 from mleray.trials import expand
 
 
 @ray.remote(max_restarts=0, max_concurrency=2)
-class ProbeActor:
-    def status(self):
-        return "local", "probing"
-
-    def run(self, spec, cfg, sweep_dir, attempt, kind):
+class ProbeActor(TrialHost):
+    def work(self, spec, cfg, sweep_dir, attempt, kind):
         start = time.time()
         if spec.competition.startswith("crash") and attempt < int(spec.competition[-1]):
             import os
@@ -97,3 +95,15 @@ def test_finished_trials_are_not_rerun(fake_gpus, tmp_path):
     assert ("on_sweep_start", (cfg.name, 3, 1)) in recorder.events
     assert sorted(r["competition_id"] for r in SweepStore(tmp_path).records) == ["a", "b", "c"]
     assert "start" not in SweepStore(tmp_path).records[0]  # the recorded one was kept, not rerun
+
+
+def test_short_trials_still_show_as_started_before_they_end(fake_gpus, tmp_path):
+    cfg, trials = sweep(["tiers.cpu.time_limit=0.05"], ["a", "b", "c"])
+    recorder = Recorder()
+    Scheduler(cfg, SweepStore(tmp_path), "bwrap", [recorder], actor_cls=ProbeActor).run(trials)
+    order = [(name, args[0] if name == "on_trial_start" else args[0]["trial_id"])
+             for name, args in recorder.events if name in ("on_trial_start", "on_trial_end")]
+    for trial in trials:
+        assert order.index(("on_trial_start", trial.trial_id)) < order.index(("on_trial_end", trial.trial_id))
+    starts = [args for name, args in recorder.events if name == "on_trial_start"]
+    assert [node for _, _, node in starts] == [ray.util.get_node_ip_address()] * 3
