@@ -32,10 +32,10 @@ import ray
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mleray.actor import TrialHost  # noqa: E402
 from mleray.callbacks import SweepCallback  # noqa: E402
 from mleray.config import SweepConfig, TierConfig  # noqa: E402
 from mleray.records import Status, TrialResult  # noqa: E402
-from mleray.runner import TrialHost  # noqa: E402
 from mleray.scheduler import Scheduler  # noqa: E402
 from mleray.store import SweepStore  # noqa: E402
 from mleray.trials import TrialSpec  # noqa: E402

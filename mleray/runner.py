@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, List, Optional
 
-import ray
 
 from mleray import competitions
 from mleray.config import AgentConfig, SweepConfig, load_agent
@@ -184,50 +183,3 @@ def failed_record(spec: TrialSpec, attempt: int, reason: str) -> dict:
         tier=spec.tier, seed=spec.seed, attempt=attempt, status=Status.FAILED, reason=reason,
         created_at=_now(), finished_at=_now(), cpus=spec.resources.cpus, memory_gb=spec.resources.memory_gb,
         gpus=spec.resources.gpus, time_limit=spec.resources.time_limit).to_dict()
-
-
-class TrialHost:
-    """One trial's actor, the protocol the scheduler speaks: the trial starts in a thread the moment
-    the actor exists (no round trip to the driver first, which costs a few hundred ms per trial),
-    `status()` answers while it runs, `result()` waits for the record (or re-raises the trial's error).
-    Tests and benchmarks subclass it and override `work()` to stand in for an agent."""
-
-    def __init__(self, spec: TrialSpec, cfg: SweepConfig, sweep_dir: str, attempt: int, sandbox_kind: str):
-        ctx = ray.get_runtime_context()
-        self.node = (ctx.get_node_id(), ray.util.get_node_ip_address())
-        self.last_line = ""
-        self._done = threading.Event()
-        self._record: Optional[dict] = None
-        self._error: Optional[BaseException] = None
-        args = (spec, cfg, sweep_dir, attempt, sandbox_kind)
-        threading.Thread(target=self._main, args=args, name="trial", daemon=True).start()
-
-    def _main(self, *args) -> None:
-        try:
-            self._record = self.work(*args)
-        except BaseException as err:  # handed to the driver by result()
-            self._error = err
-        finally:
-            self._done.set()
-
-    def _on_line(self, line: str) -> None:
-        if line.strip():
-            self.last_line = line[-200:]
-
-    def work(self, spec: TrialSpec, cfg: SweepConfig, sweep_dir: str, attempt: int, sandbox_kind: str) -> dict:
-        gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-        record = run_trial(spec, cfg, Path(sweep_dir), attempt, sandbox_kind, gpu_ids, self._on_line, self.node)
-        return record.to_dict()
-
-    def status(self) -> tuple[str, str]:
-        return self.node[1] or self.node[0], self.last_line
-
-    def result(self) -> dict:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._record
-
-
-# max_concurrency=2: result() blocks one thread while status() answers on the other.
-TrialActor = ray.remote(max_restarts=0, max_concurrency=2)(TrialHost)

@@ -12,9 +12,10 @@ from typing import Dict, List, Optional, Sequence
 import ray
 from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
+from mleray.actor import TrialActor
 from mleray.callbacks import SweepCallback
 from mleray.config import SweepConfig, TierConfig
-from mleray.runner import TrialActor, failed_record
+from mleray.runner import failed_record
 from mleray.store import SweepStore
 from mleray.trials import TrialSpec
 

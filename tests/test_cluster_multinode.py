@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 import ray
 
+from mleray.actor import TrialHost
 from mleray.config import load_sweep
 from mleray.progress import ProgressCallback
 from mleray.records import Status, TrialResult
-from mleray.runner import TrialHost
 from mleray.scheduler import Scheduler
 from mleray.store import SweepStore
 from mleray.trials import expand

@@ -9,9 +9,9 @@ import time
 import pytest
 import ray
 
+from mleray.actor import TrialHost
 from mleray.config import load_sweep
 from mleray.records import Status
-from mleray.runner import TrialHost
 from mleray.scheduler import Scheduler
 from mleray.store import SweepStore
 from mleray.trials import expand
