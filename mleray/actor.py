@@ -7,7 +7,6 @@ parts (grading, sandboxes) load inside the trial, after the actor has answered t
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Optional
 
 import ray
@@ -48,7 +47,7 @@ class TrialHost:
         from mleray.runner import run_trial  # here, not at import: the actor answers before pandas & co. load
 
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-        record = run_trial(spec, cfg, Path(sweep_dir), attempt, sandbox_kind, gpu_ids, self._on_line, self.node)
+        record = run_trial(spec, cfg, sweep_dir, attempt, sandbox_kind, gpu_ids, self._on_line, self.node)
         return record.to_dict()
 
     def status(self) -> tuple[str, str]:

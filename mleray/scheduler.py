@@ -64,7 +64,7 @@ class Scheduler:
     def _launch(self, spec: TrialSpec, attempt: int) -> None:
         res = spec.resources
         actor = self.actor_cls.options(num_cpus=res.cpus, num_gpus=res.gpus, memory=int(res.memory_gb * GIB)).remote(
-            spec, self.cfg, str(self.store.dir), attempt, self.sandbox_kind)
+            spec, self.cfg, self.store.location, attempt, self.sandbox_kind)
         ref = actor.result.remote()
         # status() answers as soon as the actor exists: that is when the trial starts running.
         self.inflight[ref] = _InFlight(spec, attempt, actor, ref, status_ref=actor.status.remote())
