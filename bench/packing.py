@@ -6,7 +6,7 @@ counts, the first one doubling as the head) runs the same trials, one scheduler 
 - mleray: `mleray.scheduler.Scheduler`, one actor per trial asking for the trial's own shape
   (CPUs, fractional or whole GPUs), through the scheduler's `actor_cls` hook with an actor that
   sleeps for the trial's known duration instead of running an agent; with the scheduler's
-  automatic in-flight window (`auto`) and, optionally, a window of 256 that never binds (`wide`).
+  per-tier queues in Ray and its placement rules (mleray.placement).
 - pool: a fixed pool like MLE-bench's runner (`run_agent.py`: N asyncio workers, each taking the
   next trial from a queue and running it in a container of one fixed hardware config). Here N
   long-lived Ray actors, each holding one slot sized for the largest trial (so any trial fits any
@@ -19,8 +19,13 @@ makespan is the driver's wall time from the first launch to the last record. Eac
 simulated with zero overheads (instant actor start, instant driver), which separates what the
 policy leaves on the table from what this machine's process starts cost.
 
-    python bench/packing.py                   # about 7 minutes on 2 cores
+    python bench/packing.py                   # 126 trials of 60 s: about 35 minutes on 2 cores (mleray
+                                              # about 11 of them, the fixed pool the rest)
     python bench/packing.py --quick           # about 2 minutes, a smoke run
+
+With few trials per slot the last round is part-filled whatever the policy (trials are indivisible),
+so the default sweep is deep enough (about 24 trials per GPU) for the ratio to reflect the policy;
+`--scale 1 --seconds 30` is the old 42-trial mix.
 
 Writes bench/results/packing.json and bench/results/packing.md.
 """
@@ -35,7 +40,7 @@ import random
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 
 import ray
@@ -46,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from mleray.actor import TrialHost  # noqa: E402
 from mleray.config import SweepConfig, TierConfig  # noqa: E402
 from mleray.records import Status, TrialResult  # noqa: E402
+from mleray.placement import plan_launches  # noqa: E402
 from mleray.scheduler import Scheduler  # noqa: E402
 from mleray.store import SweepStore  # noqa: E402
 from mleray.trials import TrialSpec  # noqa: E402
@@ -110,24 +116,10 @@ def lower_bound(trials, capacity: dict) -> dict:
     return bounds
 
 
-class SumOfFitsScheduler(Scheduler):
-    """mleray's Scheduler with the proposed window: the sum over the pending tiers of how many of
-    each the cluster holds, + 2 (no mix of shapes can run more at once, so it never binds)."""
-
-    def window(self, pending):
-        if self.cfg.max_in_flight:
-            return self.cfg.max_in_flight
-        from mleray.scheduler import _fits
-
-        total = ray.cluster_resources()
-        tiers = {id(t.resources): t.resources for t in pending}.values()
-        return max(1, sum(_fits(total, tier) for tier in tiers)) + 2
-
-
-def run_mleray(trials, max_in_flight: int, workdir: Path, scheduler_cls=Scheduler) -> dict:
-    cfg = SweepConfig(name="packing", tiers=dict(TIERS), max_in_flight=max_in_flight, retries=0)
+def run_mleray(trials, workdir: Path) -> dict:
+    cfg = SweepConfig(name="packing", tiers=dict(TIERS), retries=0)
     store = SweepStore(workdir)
-    scheduler = scheduler_cls(cfg, store, "bwrap", [], actor_cls=SleepTrial)
+    scheduler = Scheduler(cfg, store, "bwrap", [], actor_cls=SleepTrial)
     t0 = time.time()
     assert scheduler.run(trials)
     wall = time.time() - t0
@@ -202,17 +194,29 @@ def run_pool(trials) -> dict:
             "peak_concurrency": _peak(spans), "mean_concurrency": sum(e - s for s, e in spans) / wall}
 
 
-def simulate_mleray(trials, nodes: dict, window: int) -> float:
-    """Makespan of mleray's policy with zero overheads: trials enter a window of `window` in sweep
-    order; whenever resources free up, each waiting trial in launch order takes the first node it
-    fits on (Ray places any pending actor that fits; shapes do not block each other)."""
+def simulate_mleray(trials, nodes: dict) -> float:
+    """Makespan of mleray's policy with zero overheads (instant actor start, instant driver): the
+    driver hands Ray what mleray.placement.plan_launches asks for; whenever resources free up,
+    trials waiting in Ray, in launch order, take the first node they fit on (Ray places any pending
+    actor that fits), CPU-only ones only on GPU-free nodes while GPU trials wait."""
+    capacity = {"CPU": sum(r["num_cpus"] for r in nodes.values()), "GPU": sum(r["num_gpus"] for r in nodes.values())}
+    node_list = [{"id": n, "resources": {"CPU": r["num_cpus"], "GPU": r["num_gpus"]}} for n, r in nodes.items()]
     free = {name: [float(r["num_cpus"]), float(r["num_gpus"])] for name, r in nodes.items()}
-    pending, waiting, running, now = list(trials), [], [], 0.0
-    while pending or waiting or running:
-        while pending and (window <= 0 or len(waiting) + len(running) < window):
-            waiting.append(pending.pop(0))
+    queues, tiers = {}, {}
+    for t in trials:
+        queues.setdefault(t.tier, deque()).append(t)
+        tiers[t.tier] = t.resources
+    waiting, running, now = [], [], 0.0
+    while any(queues.values()) or waiting or running:
+        plan = plan_launches(tiers, {k: len(q) for k, q in queues.items()}, Counter(w.tier for w in waiting),
+                             capacity, node_list)
+        for tier, count in plan.items():
+            waiting += [queues[tier].popleft() for _ in range(count)]
         for t in list(waiting):
-            for name, (cpu, gpu) in free.items():
+            gpu_waiting = any(w.resources.gpus for w in waiting) or any(q and q[0].resources.gpus for q in queues.values())
+            names = [n for n in free if not (gpu_waiting and not t.resources.gpus and nodes[n]["num_gpus"])] or list(free)
+            for name in names:
+                cpu, gpu = free[name]
                 if cpu + 1e-9 >= t.resources.cpus and gpu + 1e-9 >= t.resources.gpus:
                     free[name][0] -= t.resources.cpus
                     free[name][1] -= t.resources.gpus
@@ -240,72 +244,29 @@ def simulate_pool(trials, slots: int) -> float:
     return max(ends)
 
 
-def auto_window(trials, capacity: dict) -> int:
-    """The scheduler's automatic window (mleray.scheduler: the most trials of any one tier the
-    cluster's totals hold, plus two queued)."""
-    from mleray.scheduler import _fits
-
-    return max(_fits(capacity, t) for t in {id(t.resources): t.resources for t in trials}.values()) + 2
-
-
-def sum_fits_window(trials, capacity: dict) -> int:
-    """A window that never binds: no mix of trials can run more at once than the sum over tiers of
-    how many of that tier the cluster holds (a proposed default for the scheduler's window)."""
-    from mleray.scheduler import _fits
-
-    return sum(_fits(capacity, t) for t in {id(t.resources): t.resources for t in trials}.values()) + 2
-
-
-def scaling_sims(counts: dict, seconds: float, jitter: float, seed: int, capacity: dict) -> list:
-    """Zero-overhead ratios of the same mix at 1x, 2x, 4x and 8x the trials: how the policies
-    approach the bound as sweeps grow (deeper chains of trials per slot)."""
+def scaling_sims(counts: dict, seconds: float, jitter: float, seed: int) -> list:
+    """Zero-overhead ratios of the same mix at 1x to 8x the trials: how both policies approach the
+    bound as sweeps grow (deeper chains of trials per slot)."""
+    capacity = {"CPU": sum(r["num_cpus"] for r in NODES.values()), "GPU": sum(r["num_gpus"] for r in NODES.values())}
     rows = []
     for scale in (1, 2, 4, 8):
         trials = make_trials({k: v * scale for k, v in counts.items()}, seconds, jitter, seed)
         bound = lower_bound(trials, capacity)["lower_bound_s"]
         slots = pool_slots(NODES, max(t.resources.cpus for t in trials), max(t.resources.gpus for t in trials))
-        rows.append({"trials": len(trials),
-                     "mleray_auto_window": round(simulate_mleray(trials, NODES, auto_window(trials, capacity)) / bound, 3),
-                     "mleray_sum_of_fits_window": round(simulate_mleray(trials, NODES, sum_fits_window(trials, capacity)) / bound, 3),
+        rows.append({"trials": len(trials), "mleray": round(simulate_mleray(trials, NODES) / bound, 3),
                      "fixed_pool": round(simulate_pool(trials, slots) / bound, 3)})
     return rows
 
 
 DEFAULT_COUNTS = "cpu2=12,gpu-half=24,gpu1=6"
+MLERAY, POOL = "mleray", "fixed pool (MLE-bench style)"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", default=DEFAULT_COUNTS, help="trials per tier, e.g. " + DEFAULT_COUNTS)
-    parser.add_argument("--seconds", type=float, default=30.0, help="a trial's time limit (its longest sleep)")
-    parser.add_argument("--jitter", type=float, default=0.85, help="trials sleep seconds x U(jitter, 1)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="6 s trials, half the counts: a smoke run")
-    parser.add_argument("--runs", default="auto,pool", help="comma list of: auto (mleray, its own window), "
-                        "wide (mleray, window 256), sumfits (mleray, window = sum over tiers of what fits), pool (fixed pool)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "packing"))
-    parser.add_argument("--render-only", action="store_true",
-                        help="redo the simulations and the markdown from the existing JSON, without Ray")
-    args = parser.parse_args(argv)
-    if args.render_only:
-        out = Path(args.out)
-        report = json.loads(out.with_suffix(".json").read_text())
-        t = report["trials"]
-        report["scaling_simulated"] = scaling_sims(t["per_tier"], t["time_limit_s"], t["jitter"], t["seed"],
-                                                   report["cluster"]["capacity"])
-        out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-        out.with_suffix(".md").write_text(markdown(report))
-        print(markdown(report))
-        return 0
-    counts = {k: int(v) for k, v in (item.split("=") for item in args.counts.split(","))}
-    if args.quick:
-        args.seconds = 6.0
-        counts = {k: max(v // 2, 1) for k, v in counts.items()}
-    runs = args.runs.split(",")
-
+def start_cluster():
+    """The simulated cluster in this process; returns (cluster, seconds it took)."""
     from ray.cluster_utils import Cluster
 
-    t_setup = time.time()
+    t0 = time.time()
     names = list(NODES)
     # The first node is the head (it hosts trials too: one raylet fewer competing for 2 cores).
     cluster = Cluster(initialize_head=True, head_node_args={**NODES[names[0]], "include_dashboard": False})
@@ -313,37 +274,49 @@ def main(argv=None) -> int:
         cluster.add_node(**NODES[name])
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
-    setup_s = time.time() - t_setup
+    return cluster, time.time() - t0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", default=DEFAULT_COUNTS, help="trials per tier, e.g. " + DEFAULT_COUNTS)
+    parser.add_argument("--scale", type=int, default=3, help="multiply every count by this")
+    parser.add_argument("--seconds", type=float, default=60.0, help="a trial's time limit (its longest sleep)")
+    parser.add_argument("--jitter", type=float, default=0.85, help="trials sleep seconds x U(jitter, 1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="6 s trials, half the counts: a smoke run")
+    parser.add_argument("--runs", default="mleray,pool", help="comma list of: mleray, pool")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "packing"))
+    args = parser.parse_args(argv)
+    base = {k: int(v) for k, v in (item.split("=") for item in args.counts.split(","))}
+    counts = {k: v * args.scale for k, v in base.items()}
+    if args.quick:
+        args.seconds = 6.0
+        counts = {k: max(v // 2, 1) for k, v in base.items()}
+    runs = args.runs.split(",")
+
+    cluster, setup_s = start_cluster()
     capacity = {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
     trials = make_trials(counts, args.seconds, args.jitter, args.seed)
     bound = lower_bound(trials, capacity)
-    results = {"bound": bound}
     slots = pool_slots(NODES, max(t.resources.cpus for t in trials), max(t.resources.gpus for t in trials))
-    sims = {"mleray (auto window)": simulate_mleray(trials, NODES, auto_window(trials, capacity)),
-            "mleray (window 256)": simulate_mleray(trials, NODES, 256),
-            "mleray (window = sum of fits)": simulate_mleray(trials, NODES, sum_fits_window(trials, capacity)),
-            "fixed pool (MLE-bench style)": simulate_pool(trials, slots)}
-    results["simulated_ratio"] = {k: v / bound["lower_bound_s"] for k, v in sims.items()}
+    sims = {MLERAY: simulate_mleray(trials, NODES), POOL: simulate_pool(trials, slots)}
+    results = {"bound": bound, "simulated_ratio": {k: v / bound["lower_bound_s"] for k, v in sims.items()}}
     print(f"{len(trials)} trials, lower bound {bound['lower_bound_s']:.1f} s; zero-overhead simulation: "
           + ", ".join(f"{k} {v:.3f}" for k, v in results["simulated_ratio"].items()), flush=True)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            variants = (("auto", "mleray (auto window)", 0, Scheduler),
-                        ("wide", "mleray (window 256)", 256, Scheduler),
-                        ("sumfits", "mleray (window = sum of fits)", 0, SumOfFitsScheduler))
-            for key, label, window, cls in variants:
-                if key not in runs:
-                    continue
-                run = run_mleray(trials, window, Path(tmp) / key, cls)
-                run["ratio"] = run["makespan_s"] / bound["lower_bound_s"]
-                results[label] = run
-                print(f"{label:<24} makespan {run['makespan_s']:7.1f} s  ratio {run['ratio']:.3f}  "
-                      f"peak {run['peak_concurrency']}  start gap {run['mean_start_latency_s']:.2f} s", flush=True)
+        if "mleray" in runs:
+            with tempfile.TemporaryDirectory() as tmp:
+                run = run_mleray(trials, Path(tmp))
+            run["ratio"] = run["makespan_s"] / bound["lower_bound_s"]
+            results[MLERAY] = run
+            print(f"{MLERAY:<30} makespan {run['makespan_s']:7.1f} s  ratio {run['ratio']:.3f}  "
+                  f"peak {run['peak_concurrency']}  start gap {run['mean_start_latency_s']:.2f} s", flush=True)
         if "pool" in runs:
             run = run_pool(trials)
             run["ratio"] = run["makespan_s"] / bound["lower_bound_s"]
-            results["fixed pool (MLE-bench style)"] = run
-            print(f"{'fixed pool':<24} makespan {run['makespan_s']:7.1f} s  ratio {run['ratio']:.3f}  "
+            results[POOL] = run
+            print(f"{POOL:<30} makespan {run['makespan_s']:7.1f} s  ratio {run['ratio']:.3f}  "
                   f"workers {run['workers']}", flush=True)
     finally:
         ray.shutdown()
@@ -354,12 +327,13 @@ def main(argv=None) -> int:
         "command": "python bench/packing.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__,
                     "platform": platform.platform()},
-        "cluster": {"nodes": NODES, "head": names[0], "capacity": capacity, "setup_s": round(setup_s, 1)},
+        "cluster": {"nodes": NODES, "head": list(NODES)[0], "capacity": capacity, "setup_s": round(setup_s, 1)},
         "tiers": {k: {"cpus": t.cpus, "gpus": t.gpus} for k, t in TIERS.items()},
         "trials": {"count": len(trials), "per_tier": counts, "time_limit_s": args.seconds, "jitter": args.jitter,
                    "seed": args.seed, "total_sleep_s": round(sum(duration(t) for t in trials), 1)},
         "results": _rounded(results),
-        "scaling_simulated": scaling_sims(counts, args.seconds, args.jitter, args.seed, capacity),
+        "scaling_simulated": scaling_sims(base, args.seconds, args.jitter,
+                                          args.seed),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -379,6 +353,7 @@ def _rounded(obj):
 
 def markdown(report: dict) -> str:
     b = report["results"]["bound"]
+    t = report["trials"]
     lines = [
         "# Packing: makespan ÷ lower bound",
         "",
@@ -388,10 +363,8 @@ def markdown(report: dict) -> str:
         "Simulated cluster (fake resources): "
         + ", ".join(f"{k} ({v['num_cpus']} CPU, {v['num_gpus']} GPU)" for k, v in report["cluster"]["nodes"].items())
         + f" (the first is the head); capacity {report['cluster']['capacity']}.",
-        f"Trials: {report['trials']['count']} ("
-        + ", ".join(f"{n} {k}" for k, n in report["trials"]["per_tier"].items())
-        + f"), each sleeping {report['trials']['time_limit_s']:g} s x U({report['trials']['jitter']:g}, 1) "
-        f"(seed {report['trials']['seed']}); tiers "
+        f"Trials: {t['count']} (" + ", ".join(f"{n} {k}" for k, n in t["per_tier"].items())
+        + f"), each sleeping {t['time_limit_s']:g} s x U({t['jitter']:g}, 1) (seed {t['seed']}); tiers "
         + ", ".join(f"{k} = {v['cpus']:g} CPU + {v['gpus']:g} GPU" for k, v in report["tiers"].items()) + ".",
         "",
         f"Lower bound {b['lower_bound_s']:.1f} s = max(longest trial {b['longest_trial_s']:.1f} s, "
@@ -400,49 +373,29 @@ def markdown(report: dict) -> str:
         "| scheduler | makespan (s) | ÷ lower bound | same policy, zero overheads (simulated) | peak trials at once | mean trials at once |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for label, run in report["results"].items():
-        if label in ("bound", "simulated_ratio"):
+    for label in (MLERAY, POOL):
+        run = report["results"].get(label)
+        if not run:
             continue
         name = label + (f", {run['workers']} slots of {run['slot']['CPU']:g} CPU + {run['slot']['GPU']:g} GPU"
                         if "workers" in run else "")
-        sim = report["results"]["simulated_ratio"].get(label)
-        lines.append(f"| {name} | {run['makespan_s']:.1f} | **{run['ratio']:.3f}** | {sim:.3f} | {run['peak_concurrency']} | "
-                     f"{run['mean_concurrency']:.1f} |")
-    lines += ["", "The makespan is the driver's wall time from the first launch to the last record, so it",
-              "includes actor start-up and the driver's own latency; the bound assumes none."]
-    auto = report["results"].get("mleray (auto window)")
-    if auto:
-        lines += ["", "## Where mleray's distance to the bound comes from", "",
-                  f"- Policy ({report['results']['simulated_ratio']['mleray (auto window)']:.3f} with zero overheads): "
-                  "the bound is fluid, but trials are indivisible and mostly run to their limit, so with few trials",
-                  "  per slot the last round is part-filled; and the automatic window (the most trials of any single "
-                  "tier the cluster holds, + 2) can cap a mix of shapes below what fits at once.",
-                  f"- Overheads (the rest, to {auto['ratio']:.3f}): every trial starts a Ray actor, i.e. a Python worker "
-                  f"process; the mean gap between a slot freeing and its next trial starting was "
-                  f"{auto['mean_start_latency_s']:.1f} s here,",
-                  "  on 2 cores shared with 3 raylets, the GCS, up to a dozen actor processes and other work. That is "
-                  "noise against real trials (minutes to 24 h), not against 30 s sleeps."]
-    scale = report.get("scale_run")
-    if scale:
-        lines += ["", f"## A 4x larger sweep, measured ({scale['trials']['count']} trials)", "",
-                  f"`{scale['command'].strip()}`, {scale['date']}: lower bound "
-                  f"{scale['results']['bound']['lower_bound_s']:.1f} s.", "",
-                  "| scheduler | makespan (s) | ÷ lower bound | same policy, zero overheads (simulated) | peak trials at once |",
-                  "|---|---:|---:|---:|---:|"]
-        for label, run in scale["results"].items():
-            if label in ("bound", "simulated_ratio"):
-                continue
-            lines.append(f"| {label} | {run['makespan_s']:.1f} | **{run['ratio']:.3f}** | "
-                         f"{scale['results']['simulated_ratio'][label]:.3f} | {run['peak_concurrency']} |")
+        sim = report["results"]["simulated_ratio"][label]
+        lines.append(f"| {name} | {run['makespan_s']:.1f} | **{run['ratio']:.3f}** | {sim:.3f} | "
+                     f"{run['peak_concurrency']} | {run['mean_concurrency']:.1f} |")
+    lines += ["", "The makespan is the driver's wall time from the first launch to the last record, so it includes",
+              "actor start-up and the driver's own latency; the bound assumes none."]
+    run = report["results"].get(MLERAY)
+    if run:
+        lines += ["", f"mleray's mean gap between a slot freeing and its next trial starting: "
+                  f"{run['mean_start_latency_s']:.2f} s (a new Ray worker process per trial, on 2 cores shared by "
+                  "3 raylets, the GCS and a dozen actors)."]
     rows = report.get("scaling_simulated")
     if rows:
         lines += ["", "## The same mix at larger scale (simulated, zero overheads)", "",
-                  "| trials | mleray, auto window | mleray, window = sum over tiers of what fits | fixed pool |",
-                  "|---:|---:|---:|---:|"]
-        lines += [f"| {r['trials']} | {r['mleray_auto_window']:.3f} | {r['mleray_sum_of_fits_window']:.3f} | "
-                  f"{r['fixed_pool']:.3f} |" for r in rows]
-        lines += ["", "A window of the sum over tiers of what fits never binds (no mix can run more at once) and "
-                  "lets Ray's placement fill every gap."]
+                  "| trials | mleray | fixed pool |", "|---:|---:|---:|"]
+        lines += [f"| {r['trials']} | {r['mleray']:.3f} | {r['fixed_pool']:.3f} |" for r in rows]
+        lines += ["", "With few trials per slot the last round is part-filled whatever the policy (trials are "
+                  "indivisible and mostly run to their limit); the ratio falls as chains of trials per slot grow."]
     return "\n".join(lines) + "\n"
 
 

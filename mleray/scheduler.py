@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -14,13 +15,14 @@ from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
 from mleray.actor import TrialActor
 from mleray.callbacks import SweepCallback
-from mleray.config import SweepConfig, TierConfig
+from mleray.config import SweepConfig
+from mleray.placement import GIB, alive_nodes, cpu_only_selector, plan_launches
 from mleray.runner import failed_record
 from mleray.store import SweepStore
 from mleray.trials import TrialSpec
 
 STATUS_EVERY_S = 2.0
-GIB = 1024**3
+NODES_EVERY_S = 5.0
 # Deaths of the actor's process or node: the trial is retried on any node.
 RETRYABLE = (RayActorError, WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError)
 
@@ -45,29 +47,35 @@ class Scheduler:
     callbacks: Sequence[SweepCallback] = ()
     actor_cls: object = TrialActor  # a test or benchmark may pass another actor with the same methods
     inflight: Dict[object, _InFlight] = field(default_factory=dict)
+    _node_cache: List[dict] = field(default_factory=list)
+    _nodes_at: float = -math.inf
 
     def _emit(self, hook: str, *args) -> None:
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
-    def window(self, pending: Sequence[TrialSpec]) -> int:
-        """How many trials to keep in flight: the configured cap, or what the cluster fits plus a small
-        queue so a freed slot is refilled at once (recomputed as an autoscaler adds nodes)."""
-        if self.cfg.max_in_flight:
-            return self.cfg.max_in_flight
-        total = ray.cluster_resources()
-        tiers = {t.tier: t.resources for t in pending}.values() or [TierConfig()]
-        # The sum over tiers bounds what any mix of shapes can run at once, so Ray always has a trial
-        # of each shape to place in a freed slot (the max over tiers left mixed sweeps under-packed).
-        return max(1, sum(_fits(total, tier) for tier in tiers)) + 2
-
-    def _launch(self, spec: TrialSpec, attempt: int) -> None:
+    def _launch(self, spec: TrialSpec, attempt: int, gpu_trials_waiting: bool) -> None:
         res = spec.resources
-        actor = self.actor_cls.options(num_cpus=res.cpus, num_gpus=res.gpus, memory=int(res.memory_gb * GIB)).remote(
-            spec, self.cfg, self.store.location, attempt, self.sandbox_kind)
+        options = dict(num_cpus=res.cpus, num_gpus=res.gpus, memory=int(res.memory_gb * GIB))
+        # GPU nodes' CPUs stay free for GPU trials while any wait (see mleray.placement).
+        selector = cpu_only_selector(res, self._nodes(), gpu_trials_waiting) if not res.gpus and gpu_trials_waiting else None
+        if selector:
+            options["label_selector"] = selector
+        actor = self.actor_cls.options(**options).remote(spec, self.cfg, self.store.location, attempt, self.sandbox_kind)
         ref = actor.result.remote()
         # status() answers as soon as the actor exists: that is when the trial starts running.
         self.inflight[ref] = _InFlight(spec, attempt, actor, ref, status_ref=actor.status.remote())
+
+    def _gpu_trials_waiting(self, todo: Sequence[tuple]) -> bool:
+        """Whether a GPU trial is not yet running: queued here, or launched but not placed by Ray."""
+        return (any(spec.resources.gpus for spec, _ in todo)
+                or any(item.spec.resources.gpus and not item.started for item in self.inflight.values()))
+
+    def _nodes(self) -> List[dict]:
+        """The alive nodes, looked up at most every few seconds (nodes come and go with the autoscaler)."""
+        if time.monotonic() - self._nodes_at > NODES_EVERY_S:
+            self._node_cache, self._nodes_at = alive_nodes(), time.monotonic()
+        return self._node_cache
 
     def _check_started(self) -> None:
         """Announces trials whose actor came up since the last look (every loop turn, so even a short
@@ -132,19 +140,17 @@ class Scheduler:
         """Runs every trial not yet recorded. Returns False if interrupted (Ctrl-C)."""
         todo = [(t, 0) for t in trials if t.trial_id not in self.store.done]
         self._emit("on_sweep_start", self.cfg.name, len(trials), len(trials) - len(todo))
-        todo.reverse()  # pop() from the end keeps the sweep's order
+        queues = TierQueues(todo)
         last_status = 0.0
         try:
-            while todo or self.inflight:
-                limit = self.window([t for t, _ in todo])
-                while todo and len(self.inflight) < limit:
-                    self._launch(*todo.pop())
+            while queues or self.inflight:
+                self._fill(queues)
                 ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=0.5)
                 self._check_started()
                 retry: List[tuple] = []
                 for ref in ready:
                     self._finish(ref, retry)
-                todo.extend(reversed(retry))
+                queues.push_front(retry)
                 if time.monotonic() - last_status > STATUS_EVERY_S:
                     self._poll_logs()
                     last_status = time.monotonic()
@@ -153,6 +159,21 @@ class Scheduler:
             return False
         return True
 
+    def _fill(self, queues: "TierQueues") -> None:
+        """Hands Ray the trials mleray.placement.plan_launches asks for (within max_in_flight, if set)."""
+        if not queues:
+            return
+        unplaced = [item.spec for item in self.inflight.values() if not item.started]
+        tiers = {**{s.tier: s.resources for s in unplaced}, **dict(queues.tiers())}
+        plan = plan_launches(tiers, queues.counts(), Counter(s.tier for s in unplaced), ray.cluster_resources(),
+                             self._nodes())
+        gpu_waiting = self._gpu_trials_waiting(queues.items())
+        for tier, count in plan.items():
+            for _ in range(count):
+                if self.cfg.max_in_flight and len(self.inflight) >= self.cfg.max_in_flight:
+                    return
+                self._launch(*queues.pop(tier), gpu_waiting)
+
     def stop(self) -> None:
         """Kills every in-flight actor (their sandboxes die with them)."""
         for item in self.inflight.values():
@@ -160,14 +181,36 @@ class Scheduler:
         self.inflight.clear()
 
 
-def _fits(total: dict, tier: TierConfig) -> int:
-    """How many trials of this tier the cluster's total resources hold at once."""
-    counts = [total.get("CPU", 0) / tier.cpus]
-    if tier.gpus:
-        counts.append(total.get("GPU", 0) / tier.gpus)
-    if total.get("memory"):
-        counts.append(total["memory"] / (tier.memory_gb * GIB))
-    return int(math.floor(min(counts) + 1e-9))
+class TierQueues:
+    """The trials still to launch, one queue per tier in sweep order; retries go to the front."""
+
+    def __init__(self, todo: Sequence[tuple]):
+        self._queues: Dict[str, deque] = {}
+        for spec, attempt in todo:
+            self._queues.setdefault(spec.tier, deque()).append((spec, attempt))
+
+    def __bool__(self) -> bool:
+        return any(self._queues.values())
+
+    def has(self, tier: str) -> bool:
+        return bool(self._queues.get(tier))
+
+    def pop(self, tier: str) -> tuple:
+        return self._queues[tier].popleft()
+
+    def push_front(self, items: Sequence[tuple]) -> None:
+        for spec, attempt in reversed(items):
+            self._queues.setdefault(spec.tier, deque()).appendleft((spec, attempt))
+
+    def tiers(self) -> List[tuple]:
+        """(tier name, its resources) of the non-empty queues."""
+        return [(tier, q[0][0].resources) for tier, q in self._queues.items() if q]
+
+    def counts(self) -> Dict[str, int]:
+        return {tier: len(q) for tier, q in self._queues.items()}
+
+    def items(self):
+        return (item for q in self._queues.values() for item in q)
 
 
 def _short(err: Exception) -> str:

@@ -135,6 +135,29 @@ def test_whole_gpu_trials_land_where_they_fit(cluster, tmp_path):
     assert all(sorted(r["gpu_ids"]) == ["0", "1"] for r in two)
 
 
+def test_cpu_only_trials_leave_gpu_nodes_to_gpu_trials_while_any_wait(cluster, tmp_path):
+    # A CPU-only node joins the two GPU nodes. 1-CPU trials would fit on the GPU nodes' CPUs and, placed
+    # there first, keep 1-GPU trials waiting; mleray confines them to the CPU node until no GPU trial waits.
+    cpu_node = cluster.add_node(num_cpus=2, num_gpus=0)
+    cluster.wait_for_nodes()
+    try:
+        cfg, trials = sweep(["tiers.cpu.cpus=1", "tiers.cpu.time_limit=2", "tiers.gpu.cpus=1", "tiers.gpu.gpus=1",
+                             "tiers.gpu.memory_gb=0.1", "tiers.gpu.time_limit=2"], [f"c{i}" for i in range(6)])
+        store = SweepStore(tmp_path)
+        assert Scheduler(cfg, store, "bwrap", [], actor_cls=SleepActor).run(trials)
+    finally:
+        cluster.remove_node(cpu_node)
+    recs = store.records
+    assert len(recs) == 12
+    last_gpu_start = max(r["t_start"] for r in recs if r["tier"] == "gpu")
+    for r in recs:
+        if r["tier"] == "cpu" and r["node_id"] != cpu_node.node_id:
+            assert r["t_start"] >= last_gpu_start - 0.5, "a CPU-only trial took a GPU node's CPUs while GPU trials waited"
+    # the three GPUs ran six 2 s GPU trials in about two rounds
+    gpu_spans = [(r["t_start"], r["t_end"]) for r in recs if r["tier"] == "gpu"]
+    assert _peak(gpu_spans) == 3
+
+
 def test_removed_node_trials_retry_elsewhere(cluster, tmp_path):
     doomed = cluster.add_node(num_cpus=2, num_gpus=1)
     cluster.wait_for_nodes()
