@@ -1,5 +1,6 @@
-"""The driver: schedules one Ray actor per trial, keeps a bounded window in flight, appends each
-result the moment it arrives, retries trials whose actor or node died, and stops cleanly on Ctrl-C.
+"""The driver: schedules one Ray actor per trial, keeps a queue of each tier waiting in Ray (what
+and where: mleray.placement), appends each result the moment it arrives, retries trials whose actor
+or node died, and stops cleanly on Ctrl-C.
 """
 
 from __future__ import annotations
