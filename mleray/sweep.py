@@ -79,6 +79,19 @@ def default_callbacks() -> List[SweepCallback]:
     return [LiveProgress()]
 
 
+def check_fit(cfg: SweepConfig) -> None:
+    """A tier no node can hold: an error on a local Ray (nothing will ever fit it), a warning on a
+    cluster (its autoscaler may still add such a node)."""
+    from mleray.placement import alive_nodes, unplaceable
+
+    problems = unplaceable(dict(cfg.tiers), alive_nodes())
+    if problems and not cfg.ray.address:
+        raise SweepError("\n".join(f"- {p}" for p in problems) + "\n- on this machine, lower the tier, "
+                         "or set ray.num_gpus / ray.num_cpus, or join a cluster with ray.address=auto")
+    for problem in problems:
+        print(f"mleray: warning: {problem}; its trials wait until the autoscaler adds such a node", flush=True)
+
+
 def open_storage(cfg: SweepConfig, sweep_dir: Optional[Path | str | SweepStorage] = None) -> SweepStorage:
     """The sweep's storage: `<cfg.storage>/<cfg.name>`, or `sweep_dir` when given (raises StorageError)."""
     if isinstance(sweep_dir, SweepStorage):
@@ -95,6 +108,7 @@ def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
     store.write_config(to_yaml(cfg))
     trials = expand(cfg, ids)
     connect(cfg)
+    check_fit(cfg)
     if kind == "docker":
         from mleray.sandbox.docker import reap
 

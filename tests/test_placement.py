@@ -1,8 +1,12 @@
-"""Placement rules on made-up node lists: how many of a shape fit, and when CPU-only trials are kept
-off GPU nodes (the multi-node tests check that Ray honours the selector)."""
+"""Placement rules on made-up node lists: how many of a shape fit, what to queue, when CPU-only trials
+are kept off GPU nodes (the multi-node tests check that Ray honours the selector), and a tier no node
+holds stopping a local sweep with a clear error."""
+
+import subprocess
+import sys
 
 from mleray.config import TierConfig
-from mleray.placement import GIB, NODE_ID_LABEL, cpu_only_selector, fits, plan_launches
+from mleray.placement import GIB, NODE_ID_LABEL, cpu_only_selector, fits, plan_launches, unplaceable
 
 CPU_NODE = {"id": "c", "resources": {"CPU": 8.0, "memory": 16 * GIB}}
 GPU_NODE = {"id": "g", "resources": {"CPU": 4.0, "GPU": 1.0, "memory": 16 * GIB}}
@@ -55,3 +59,17 @@ def test_a_larger_share_no_node_can_hold_does_not_block_the_rest():
     huge = TierConfig(cpus=1, memory_gb=1, gpus=8)  # no node has 8 GPUs (an autoscaler may add one)
     plan = plan_launches({"huge": huge, "half": HALF}, {"huge": 2, "half": 4}, {}, TOTAL, NODES)
     assert plan == {"huge": 1, "half": 4}
+
+
+def test_a_tier_no_node_holds_is_named():
+    lines = unplaceable({"cpu": CPU_TIER, "big": TierConfig(cpus=2, memory_gb=4, gpus=2)}, [CPU_NODE, GPU_NODE])
+    assert len(lines) == 1 and lines[0].startswith("tier 'big' asks for 2 CPU, 2 GPU, 4 GiB, but no node has that")
+    assert "CPU 8, memory 16" in lines[0] and "CPU 4, GPU 1, memory 16" in lines[0]
+
+
+def test_a_gpu_tier_on_a_gpu_less_local_ray_is_an_error_not_a_hang(tmp_path, bwrap_path):
+    command = [sys.executable, "-m", "mleray.sweep", "name=nogpu", f"storage={tmp_path}", "competitions=[titanic]",
+               "agents=[dummy]", "sandbox=bwrap", "tiers.cpu.gpus=1", "ray.num_cpus=2", "ray.num_gpus=0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "tier 'cpu' asks for" in done.stderr and "1 GPU" in done.stderr and "ray.address=auto" in done.stderr
