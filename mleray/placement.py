@@ -1,4 +1,5 @@
-"""Where trials may go: how many of a shape the cluster holds, and keeping GPU nodes' CPUs for GPU trials.
+"""Where trials may go and what to queue: how many of a shape the cluster holds, which tiers to hand
+Ray next (plan_launches), keeping GPU nodes' CPUs for GPU trials, and tiers no node can hold.
 
 Ray places a CPU-only actor on any node with free CPUs, GPU nodes included. In a mixed sweep that
 strands GPUs: two CPU-only trials on a 4-CPU, 1-GPU node leave its GPU idle for a whole trial, and
