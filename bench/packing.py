@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 from mleray.actor import TrialHost  # noqa: E402
 from mleray.config import SweepConfig, TierConfig  # noqa: E402
 from mleray.records import Status, TrialResult  # noqa: E402
-from mleray.placement import plan_launches  # noqa: E402
+from mleray.placement import gpu_nodes_to_avoid, plan_launches  # noqa: E402
 from mleray.scheduler import Scheduler  # noqa: E402
 from mleray.store import SweepStore  # noqa: E402
 from mleray.trials import TrialSpec  # noqa: E402
@@ -104,6 +104,11 @@ def make_trials(counts: dict, seconds: float, jitter: float, seed: int):
 
 def duration(spec: TrialSpec) -> float:
     return float(spec.competition.split("@")[1])
+
+
+def node_capacity(nodes: dict) -> dict:
+    """The simulated cluster's total CPUs and GPUs."""
+    return {"CPU": sum(r["num_cpus"] for r in nodes.values()), "GPU": sum(r["num_gpus"] for r in nodes.values())}
 
 
 def lower_bound(trials, capacity: dict) -> dict:
@@ -199,7 +204,7 @@ def simulate_mleray(trials, nodes: dict) -> float:
     driver hands Ray what mleray.placement.plan_launches asks for; whenever resources free up,
     trials waiting in Ray, in launch order, take the first node they fit on (Ray places any pending
     actor that fits), CPU-only ones only on GPU-free nodes while GPU trials wait."""
-    capacity = {"CPU": sum(r["num_cpus"] for r in nodes.values()), "GPU": sum(r["num_gpus"] for r in nodes.values())}
+    capacity = node_capacity(nodes)
     node_list = [{"id": n, "resources": {"CPU": r["num_cpus"], "GPU": r["num_gpus"]}} for n, r in nodes.items()]
     free = {name: [float(r["num_cpus"]), float(r["num_gpus"])] for name, r in nodes.items()}
     queues, tiers = {}, {}
@@ -214,8 +219,8 @@ def simulate_mleray(trials, nodes: dict) -> float:
             waiting += [queues[tier].popleft() for _ in range(count)]
         for t in list(waiting):
             gpu_waiting = any(w.resources.gpus for w in waiting) or any(q and q[0].resources.gpus for q in queues.values())
-            names = [n for n in free if not (gpu_waiting and not t.resources.gpus and nodes[n]["num_gpus"])] or list(free)
-            for name in names:
+            avoid = gpu_nodes_to_avoid(t.resources, node_list, gpu_waiting)
+            for name in [n for n in free if n not in avoid]:
                 cpu, gpu = free[name]
                 if cpu + 1e-9 >= t.resources.cpus and gpu + 1e-9 >= t.resources.gpus:
                     free[name][0] -= t.resources.cpus
@@ -247,7 +252,7 @@ def simulate_pool(trials, slots: int) -> float:
 def scaling_sims(counts: dict, seconds: float, jitter: float, seed: int) -> list:
     """Zero-overhead ratios of the same mix at 1x to 8x the trials: how both policies approach the
     bound as sweeps grow (deeper chains of trials per slot)."""
-    capacity = {"CPU": sum(r["num_cpus"] for r in NODES.values()), "GPU": sum(r["num_gpus"] for r in NODES.values())}
+    capacity = node_capacity(NODES)
     rows = []
     for scale in (1, 2, 4, 8):
         trials = make_trials({k: v * scale for k, v in counts.items()}, seconds, jitter, seed)
@@ -332,8 +337,7 @@ def main(argv=None) -> int:
         "trials": {"count": len(trials), "per_tier": counts, "time_limit_s": args.seconds, "jitter": args.jitter,
                    "seed": args.seed, "total_sleep_s": round(sum(duration(t) for t in trials), 1)},
         "results": _rounded(results),
-        "scaling_simulated": scaling_sims(base, args.seconds, args.jitter,
-                                          args.seed),
+        "scaling_simulated": scaling_sims(base, args.seconds, args.jitter, args.seed),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

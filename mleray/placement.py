@@ -36,16 +36,22 @@ def alive_nodes() -> List[dict]:
     return [{"id": n["NodeID"], "resources": n.get("Resources", {})} for n in ray.nodes() if n.get("Alive")]
 
 
-def cpu_only_selector(tier: TierConfig, nodes: Iterable[dict], gpu_trials_waiting: bool) -> Optional[Dict[str, str]]:
-    """A Ray `label_selector` that keeps a CPU-only trial off GPU nodes, or None to let it go anywhere
+def gpu_nodes_to_avoid(tier: TierConfig, nodes: Iterable[dict], gpu_trials_waiting: bool) -> List[str]:
+    """The ids of the GPU nodes a CPU-only trial must keep off now; none when it may go anywhere
     (it needs a GPU itself, no GPU trial waits, there are no GPU nodes, or no GPU-free node holds it)."""
     if tier.gpus or not gpu_trials_waiting:
-        return None
+        return []
     nodes = list(nodes)
     gpu_nodes = [n["id"] for n in nodes if n["resources"].get("GPU", 0) > 0]
-    if not gpu_nodes or not any(fits(n["resources"], tier) for n in nodes if n["id"] not in gpu_nodes):
-        return None
-    return {NODE_ID_LABEL: "!in(" + ",".join(gpu_nodes) + ")"}
+    if not any(fits(n["resources"], tier) for n in nodes if n["id"] not in gpu_nodes):
+        return []
+    return gpu_nodes
+
+
+def cpu_only_selector(tier: TierConfig, nodes: Iterable[dict], gpu_trials_waiting: bool) -> Optional[Dict[str, str]]:
+    """A Ray `label_selector` that keeps a CPU-only trial off GPU nodes (gpu_nodes_to_avoid), or None."""
+    avoid = gpu_nodes_to_avoid(tier, nodes, gpu_trials_waiting)
+    return {NODE_ID_LABEL: "!in(" + ",".join(avoid) + ")"} if avoid else None
 
 
 def placeable(tier: TierConfig, nodes: Iterable[dict]) -> bool:

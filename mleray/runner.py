@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, List, Optional
 
-
 from mleray import competitions
 from mleray.config import AgentConfig, SweepConfig, load_agent
 from mleray.grading import grade_submission

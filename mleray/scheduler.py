@@ -59,7 +59,7 @@ class Scheduler:
         res = spec.resources
         options = dict(num_cpus=res.cpus, num_gpus=res.gpus, memory=int(res.memory_gb * GIB))
         # GPU nodes' CPUs stay free for GPU trials while any wait (see mleray.placement).
-        selector = cpu_only_selector(res, self._nodes(), gpu_trials_waiting) if not res.gpus and gpu_trials_waiting else None
+        selector = cpu_only_selector(res, self._nodes(), gpu_trials_waiting)
         if selector:
             options["label_selector"] = selector
         actor = self.actor_cls.options(**options).remote(spec, self.cfg, self.store.location, attempt, self.sandbox_kind)
@@ -67,9 +67,9 @@ class Scheduler:
         # status() answers as soon as the actor exists: that is when the trial starts running.
         self.inflight[ref] = _InFlight(spec, attempt, actor, ref, status_ref=actor.status.remote())
 
-    def _gpu_trials_waiting(self, todo: Sequence[tuple]) -> bool:
+    def _gpu_trials_waiting(self, queues: "TierQueues") -> bool:
         """Whether a GPU trial is not yet running: queued here, or launched but not placed by Ray."""
-        return (any(spec.resources.gpus for spec, _ in todo)
+        return (any(resources.gpus for _, resources in queues.tiers())
                 or any(item.spec.resources.gpus and not item.started for item in self.inflight.values()))
 
     def _nodes(self) -> List[dict]:
@@ -78,21 +78,29 @@ class Scheduler:
             self._node_cache, self._nodes_at = alive_nodes(), time.monotonic()
         return self._node_cache
 
+    def _answers(self, items: Sequence[_InFlight]) -> List[tuple]:
+        """(item, (node, last log line)) for each item whose status() call has answered since the last
+        look, with None for an actor that died first (its main ref reports why)."""
+        asked = {item.status_ref: item for item in items if item.status_ref is not None}
+        if not asked:
+            return []
+        ready, _ = ray.wait(list(asked), num_returns=len(asked), timeout=0)
+        answers = []
+        for ref in ready:
+            item = asked[ref]
+            item.status_ref = None
+            try:
+                answers.append((item, ray.get(ref)))
+            except Exception:
+                answers.append((item, None))
+        return answers
+
     def _check_started(self) -> None:
         """Announces trials whose actor came up since the last look (every loop turn, so even a short
         trial shows as running, on its node)."""
-        waiting = {item.status_ref: item for item in self.inflight.values() if not item.started and item.status_ref}
-        if not waiting:
-            return
-        ready, _ = ray.wait(list(waiting), num_returns=len(waiting), timeout=0)
-        for ref in ready:
-            item = waiting[ref]
-            item.status_ref = None
-            try:
-                node, _ = ray.get(ref)
-            except Exception:  # the actor died before it answered; its main ref reports why
-                continue
-            self._start(item, node)
+        for item, answer in self._answers([item for item in self.inflight.values() if not item.started]):
+            if answer:
+                self._start(item, answer[0])
 
     def _start(self, item: _InFlight, node: str) -> None:
         item.started = True
@@ -100,22 +108,13 @@ class Scheduler:
 
     def _poll_logs(self) -> None:
         """Asks running actors for their last log line (for the progress view)."""
-        for item in list(self.inflight.values()):
-            if not item.started:
-                continue
+        running = [item for item in self.inflight.values() if item.started]
+        for item, answer in self._answers(running):
+            if answer and answer[1]:
+                self._emit("on_trial_log", item.spec.trial_id, answer[1])
+        for item in running:
             if item.status_ref is None:
                 item.status_ref = item.actor.status.remote()
-                continue
-            ready, _ = ray.wait([item.status_ref], timeout=0)
-            if not ready:
-                continue
-            try:
-                _, line = ray.get(item.status_ref)
-            except Exception:  # the actor died; its main ref reports why
-                line = ""
-            item.status_ref = None
-            if line:
-                self._emit("on_trial_log", item.spec.trial_id, line)
 
     def _finish(self, ref, retry: List[tuple]) -> None:
         item = self.inflight.pop(ref)
@@ -168,7 +167,7 @@ class Scheduler:
         tiers = {**{s.tier: s.resources for s in unplaced}, **dict(queues.tiers())}
         plan = plan_launches(tiers, queues.counts(), Counter(s.tier for s in unplaced), ray.cluster_resources(),
                              self._nodes())
-        gpu_waiting = self._gpu_trials_waiting(queues.items())
+        gpu_waiting = self._gpu_trials_waiting(queues)
         for tier, count in plan.items():
             for _ in range(count):
                 if self.cfg.max_in_flight and len(self.inflight) >= self.cfg.max_in_flight:
@@ -193,9 +192,6 @@ class TierQueues:
     def __bool__(self) -> bool:
         return any(self._queues.values())
 
-    def has(self, tier: str) -> bool:
-        return bool(self._queues.get(tier))
-
     def pop(self, tier: str) -> tuple:
         return self._queues[tier].popleft()
 
@@ -209,9 +205,6 @@ class TierQueues:
 
     def counts(self) -> Dict[str, int]:
         return {tier: len(q) for tier, q in self._queues.items()}
-
-    def items(self):
-        return (item for q in self._queues.values() for item in q)
 
 
 def _short(err: Exception) -> str:
