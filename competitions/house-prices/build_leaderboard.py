@@ -15,9 +15,7 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"):
     os.environ.setdefault(_var, "1" if _var != "PYTHONHASHSEED" else "0")
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -34,13 +32,7 @@ CORE = ["OverallQual", "GrLivArea", "Neighborhood", "TotalBsmtSF", "GarageCars"]
 
 
 def build(limit=None):
-    with tempfile.TemporaryDirectory() as tmp:
-        public, private = Path(tmp, "public"), Path(tmp, "private")
-        public.mkdir(), private.mkdir()
-        reference.load_prepared(HERE, public, private)
-        train = pd.read_csv(public / "train.csv")
-        test = pd.read_csv(public / "test.csv")
-        answers = pd.read_csv(private / "answers.csv")
+    train, test, answers = reference.read_prepared(HERE)
     features = [c for c in test.columns if c != "Id"]
     configs = reference.sample_configs(N_PIPELINES, SEED, "regression", features, CORE, log_target_p=0.8)[:limit]
 
@@ -52,15 +44,5 @@ def build(limit=None):
                                  test[features], score_fn)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true")
-    parser.add_argument("--limit", type=int, default=None)
-    args = parser.parse_args()
-    entries = build(args.limit)
-    sys.exit(reference.finish(entries, HERE / "leaderboard.csv", lower_is_better=True,
-                              check=args.check, partial=args.limit is not None))
-
-
 if __name__ == "__main__":
-    main()
+    reference.main(build, HERE, lower_is_better=True, description=__doc__.splitlines()[0])

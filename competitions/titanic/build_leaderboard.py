@@ -14,9 +14,7 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"):
     os.environ.setdefault(_var, "1" if _var != "PYTHONHASHSEED" else "0")
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -33,13 +31,7 @@ CORE = ["Sex", "Pclass", "Fare"]
 
 
 def build(limit=None):
-    with tempfile.TemporaryDirectory() as tmp:
-        public, private = Path(tmp, "public"), Path(tmp, "private")
-        public.mkdir(), private.mkdir()
-        reference.load_prepared(HERE, public, private)
-        train = pd.read_csv(public / "train.csv", dtype={"Ticket": str})
-        test = pd.read_csv(public / "test.csv", dtype={"Ticket": str})
-        answers = pd.read_csv(private / "answers.csv")
+    train, test, answers = reference.read_prepared(HERE, dtype={"Ticket": str})
     configs = reference.sample_configs(N_PIPELINES, SEED, "classification", FEATURES, CORE)[:limit]
 
     def score_fn(pred):
@@ -50,15 +42,5 @@ def build(limit=None):
                                  score_fn)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true")
-    parser.add_argument("--limit", type=int, default=None)
-    args = parser.parse_args()
-    entries = build(args.limit)
-    sys.exit(reference.finish(entries, HERE / "leaderboard.csv", lower_is_better=False,
-                              check=args.check, partial=args.limit is not None))
-
-
 if __name__ == "__main__":
-    main()
+    reference.main(build, HERE, lower_is_better=False, description=__doc__.splitlines()[0])

@@ -261,6 +261,33 @@ def load_prepared(folder: Path, public: Path, private: Path) -> None:
     module.prepare(public, private)
 
 
+def read_prepared(folder: Path, dtype: Dict[str, type] = None) -> tuple:
+    """(train, test, answers) of a competition folder, prepared into a temporary folder: what a
+    build script starts from. `dtype` applies to the public train.csv and test.csv."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        public, private = Path(tmp, "public"), Path(tmp, "private")
+        public.mkdir(), private.mkdir()
+        load_prepared(folder, public, private)
+        return (pd.read_csv(public / "train.csv", dtype=dtype), pd.read_csv(public / "test.csv", dtype=dtype),
+                pd.read_csv(private / "answers.csv"))
+
+
+def main(build: Callable[[int], List[Entry]], folder: Path, lower_is_better: bool, description: str) -> None:
+    """A build script's command line: `[--check] [--limit N]`, then builds, writes or checks, and exits."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args()
+    entries = build(args.limit)
+    sys.exit(finish(entries, folder / "leaderboard.csv", lower_is_better=lower_is_better,
+                    check=args.check, partial=args.limit is not None))
+
+
 def library_versions() -> str:
     import sklearn
 
