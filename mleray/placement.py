@@ -87,7 +87,8 @@ def plan_launches(tiers: Dict[str, TierConfig], pending: Dict[str, int], waiting
 
 def unplaceable(tiers: Dict[str, TierConfig], nodes: List[dict]) -> List[str]:
     """One line per tier that no node can hold (its trials would wait for ever on a fixed cluster)."""
-    have = "; ".join(", ".join(f"{k} {v / GIB if k == 'memory' else v:g}" for k, v in sorted(n["resources"].items())
-                               if k in ("CPU", "GPU", "memory")) for n in nodes) or "no nodes"
+    have = "; ".join(", ".join(f"memory {round(v / GIB, 1):g} GiB" if k == "memory" else f"{k} {v:g}"
+                               for k, v in sorted(n["resources"].items()) if k in ("CPU", "GPU", "memory"))
+                     for n in nodes) or "no nodes"
     return [f"tier {name!r} asks for {t.cpus:g} CPU, {t.gpus:g} GPU, {t.memory_gb:g} GiB, but no node has that "
             f"(nodes: {have})" for name, t in tiers.items() if not placeable(t, nodes)]
