@@ -12,11 +12,23 @@ COMMANDS = {
     "logs": ("mleray.logs_cli", "show or follow one trial's agent log"),
     "images": ("mleray.images", "build the offline base image and the built-in agents' images"),
     "report": ("analysis.__main__", "tables and figures for sweeps or grading reports"),
+    "list": ("mleray.list_cli", "list the suites, agents or competitions a sweep can name"),
+    "setup": ("mleray.setup_cli", "install the offline competitions' raw-data packages (setup offline)"),
 }
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("mleray")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def usage() -> str:
-    lines = ["usage: mleray COMMAND [ARGS...]", "", "commands:"]
+    lines = ["usage: mleray [--version] COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -26,6 +38,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"mleray {version()}")
+        return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"mleray: unknown command {command!r}\n\n{usage()}", file=sys.stderr)

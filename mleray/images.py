@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable, List, Optional
 
 from mleray.config import AgentConfig, ConfigError, load_agent
-from mleray.paths import configs_dir
+from mleray import paths
 
 BASE_TAG = "mleray-base:local"
 SUITE = "bookworm"
@@ -188,9 +188,10 @@ def build_base(tag: str = BASE_TAG, force: bool = False, log: Log = print, packa
 
 
 def builtin_agents(folder: Optional[Path] = None) -> List[AgentConfig]:
-    """Every agent declared in configs/agents/*.yaml."""
-    folder = folder or configs_dir() / "agents"
-    return [load_agent(p.stem, folder) for p in sorted(folder.glob("*.yaml"))]
+    """Every agent declared along the agents search path (or in `folder`)."""
+    if folder is not None:
+        return [load_agent(p.stem, folder) for p in sorted(folder.glob("*.yaml"))]
+    return [load_agent(name) for name in paths.names("agents", "*.yaml")]
 
 
 HOME_WRITABLE_LABEL = "mleray.home-writable"

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from mleray import competitions
+from mleray.competitions import reference
 from mleray.grading.grade import grade_submission
 from mleray.grading.rank import Leaderboard
 
@@ -235,4 +236,5 @@ def test_leaderboard_is_reproducible(cid, rebuilt_leaderboards):
     _require_raw(comp)
     returncode, out, log = rebuilt_leaderboards[cid]
     assert returncode == 0, log[-2000:]
-    assert out.read_bytes() == comp.leaderboard.read_bytes()
+    assert out.read_bytes() == comp.leaderboard.read_bytes(), \
+        f"{cid}: the rebuilt board differs ({reference.version_differences() or 'same library versions as built'})"

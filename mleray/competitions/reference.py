@@ -7,9 +7,9 @@ private answers with the competition's metric, and writes `leaderboard.csv` best
 uses one seeded generator and every model a fixed random_state; run single-threaded (the scripts
 set the thread variables before numpy loads) the output is identical byte for byte.
 
-The committed leaderboards were built with numpy 2.4.6, pandas 3.1.1 and scikit-learn 1.9.1 on
-x86-64; other versions of these libraries may move a last digit (a --check says which versions
-it ran with when it finds a difference).
+The committed leaderboards were built with the versions in BUILT_WITH (requirements.lock pins them)
+and OpenBLAS's Haswell kernels on x86-64; other versions may move a last digit or a tie's order, and
+a check that finds a difference says which versions differ (`version_differences`).
 """
 
 from __future__ import annotations
@@ -288,10 +288,29 @@ def main(build: Callable[[int], List[Entry]], folder: Path, lower_is_better: boo
                     check=args.check, partial=args.limit is not None))
 
 
-def library_versions() -> str:
-    import sklearn
+# The versions every committed leaderboard.csv was built with.
+BUILT_WITH = {"numpy": "2.4.6", "pandas": "3.1.1", "scipy": "1.17.1", "scikit-learn": "1.9.1"}
 
-    return f"numpy {np.__version__}, pandas {pd.__version__}, scikit-learn {sklearn.__version__}"
+
+def version_differences() -> str:
+    """Which BUILT_WITH libraries this environment has at other versions ("" when none), e.g.
+    "pandas 2.3.3 here, the boards need 3.1.1"."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    differ = []
+    for name, wanted in BUILT_WITH.items():
+        try:
+            have = version(name)
+        except PackageNotFoundError:
+            have = "none"
+        if have != wanted:
+            differ.append(f"{name} {have} here, the boards need {wanted}")
+    return "; ".join(differ)
+
+
+def library_versions() -> str:
+    return ", ".join(f"{name} {version}" for name, version in BUILT_WITH.items()) + \
+        (f" ({version_differences()})" if version_differences() else " (all as built)")
 
 
 def finish(entries: List[Entry], path: Path, lower_is_better: bool, check: bool = False,
@@ -318,7 +337,7 @@ def finish(entries: List[Entry], path: Path, lower_is_better: bool, check: bool 
         bad = [e.name for e in entries if e.name not in known or round(e.score, 5) != round(float(known[e.name]), 5)]
         print(f"checked {len(entries)} pipelines against {path}: {len(bad)} differ")
         if bad:
-            print(f"first: {bad[0]}; built here with {library_versions()}")
+            print(f"first: {bad[0]}; the committed file was built with {library_versions()}")
         return 1 if bad else 0
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / "leaderboard.csv"
@@ -326,6 +345,5 @@ def finish(entries: List[Entry], path: Path, lower_is_better: bool, check: bool 
         same = fresh.read_text() == committed
     print(f"{path} {'is reproduced byte for byte' if same else 'DIFFERS from a fresh build'}")
     if not same:
-        print(f"built here with {library_versions()}; the committed file with numpy 2.4.6, pandas 3.1.1, "
-              f"scikit-learn 1.9.1")
+        print(f"the committed file was built with {library_versions()}")
     return 0 if same else 1

@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from omegaconf import OmegaConf
 
-from mleray.paths import competitions_dir, configs_dir
+from mleray import paths
 
 
 class CompetitionError(ValueError):
@@ -74,15 +74,9 @@ class PreparedCompetition:
 _REQUIRED_KEYS = ("id", "name", "metric", "id_column", "target_columns", "sample_submission", "answers")
 
 
-def _local_ids(root: Path) -> List[str]:
-    if not root.is_dir():
-        return []
-    return sorted(p.parent.name for p in root.glob("*/config.yaml"))
-
-
 def list_ids() -> List[str]:
-    """Ids of the local competitions (folders under competitions/ with a config.yaml)."""
-    return _local_ids(competitions_dir())
+    """Ids of the local competitions: folders with a config.yaml along the competitions search path."""
+    return list(paths.names("competitions", "*/config.yaml"))
 
 
 def load(folder: Path) -> Competition:
@@ -135,9 +129,9 @@ def _mlebench_module(name: str):
 
 def get(competition_id: str) -> Competition:
     """The competition with this id: a local folder first, then MLE-bench's catalog."""
-    folder = competitions_dir() / competition_id
-    if (folder / "config.yaml").is_file():
-        return load(folder)
+    config = paths.find("competitions", f"{competition_id}/config.yaml")
+    if config is not None:
+        return load(config.parent)
     catalog = _mlebench_module("catalog")
     if catalog is not None:
         try:
@@ -154,19 +148,15 @@ def get(competition_id: str) -> Competition:
     known = list_ids()
     raise CompetitionError(
         f"unknown competition {competition_id!r} (local: {', '.join(known) or 'none'}; "
-        f"add competitions/{competition_id}/config.yaml, or use an MLE-bench competition id)")
-
-
-def suites_dir() -> Path:
-    return configs_dir() / "suites"
+        f"{paths.where_to_add('competitions', competition_id + '/config.yaml')}, or use an MLE-bench competition id)")
 
 
 def suite(name: str) -> List[str]:
-    """The competition ids of `configs/suites/<name>.yaml` (`competitions: [ids]`)."""
-    path = suites_dir() / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in suites_dir().glob("*.yaml"))
-        raise CompetitionError(f"unknown suite {name!r} (known: {', '.join(known) or 'none'}; add {path})")
+    """The competition ids of suite `<name>.yaml` (`competitions: [ids]`), found along the suites search path."""
+    path = paths.find("suites", f"{name}.yaml")
+    if path is None:
+        known = ", ".join(paths.names("suites", "*.yaml")) or "none"
+        raise CompetitionError(f"unknown suite {name!r} (known: {known}; {paths.where_to_add('suites', name + '.yaml')})")
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
     ids = raw.get("competitions") if isinstance(raw, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):

@@ -20,13 +20,13 @@ import importlib.util
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from mleray.paths import competitions_dir
+from mleray.paths import shipped_dir
 
 CATALOG_VERSION = "mle-bench@783b15a"  # the openai/mle-bench snapshot the catalog was read from
 
 
 def catalog_dir() -> Path:
-    return competitions_dir() / "mlebench"
+    return shipped_dir("competitions") / "mlebench"
 
 
 def catalog_path() -> Path:
