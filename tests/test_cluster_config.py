@@ -82,7 +82,8 @@ def test_cluster_shape():
     assert sum(t.get("min_workers", 0) for t in types.values()) <= c["max_workers"]
     commands = "\n".join(c["initialization_commands"] + c["setup_commands"] + c["worker_setup_commands"])
     assert "nvidia-ctk runtime configure --runtime=docker" in commands
-    assert "pip install --user -e /home/ubuntu/mleray" in commands
+    assert "pip install --user -c /home/ubuntu/mleray/requirements.lock -e /home/ubuntu/mleray" in commands
+    assert "mleray setup offline" in commands  # the raw data the staging warm-up prepares from
     assert "mleray images build" in commands
     assert "python3 -m mleray.staging warm" in commands
     assert c["file_mounts"]["/home/ubuntu/mleray"] == "."
