@@ -4,7 +4,7 @@ One job per module:
 
 - `load`     — sweep directories (`trials.jsonl`) and grading report JSONs → one DataFrame, a row per trial
 - `splits`   — which competitions a split (low/medium/high/all, a suite, a file) holds; known issues
-- `tables`   — MLE-bench's seed aggregation: medal rates mean ± SEM per split; the sweep summary
+- `tables`   — MLE-bench's seed aggregation: medal rates mean ± SEM per split, with what is missing; the sweep summary
 - `passk`    — the unbiased pass@k estimator
 - `scaling`  — any-medal rate vs elapsed time (snapshots); ablations per tier or any varying field
 - `cost`     — CPU-hours and GPU-hours per trial, agent and medal

@@ -17,19 +17,18 @@ def main(argv=None) -> int:
         "hardware scaling and cost, for mleray sweep directories or MLE-bench grading report files."))
     p.add_argument("paths", nargs="+", type=Path, help="sweep dirs, trials.jsonl files, grading report JSONs, or folders of them")
     p.add_argument("--split", help="low, medium, high, all (=split75), a suite name, a split file, or `present` (the competitions the data holds); default: every covered split")
-    p.add_argument("--pad-missing", action="store_true", help="pad incomplete seeds with failing entries")
+    p.add_argument("--pad-missing", action="store_true",
+                   help="count missing entries (competitions without records, incomplete seeds) as failures, as MLE-bench does")
     p.add_argument("--json", action="store_true", help="print every table as JSON")
     p.add_argument("--out", type=Path, help="also write report.md and figures (PNG, SVG) here")
     p.add_argument("--agent", help="the agent name for every entry (default: records' agent, or a report's folder)")
     args = p.parse_args(argv)
     try:
         df = load.load(args.paths, agent=args.agent)
-        if df.empty:
-            raise ValueError("no entries in " + ", ".join(map(str, args.paths)))
-        suite = load.sweep_suite(args.paths)
-        a = report.analyze(df, args.split, args.pad_missing, suite)
+        own = load.sweep_split(args.paths)
+        a = report.analyze(df, args.split, args.pad_missing, own)
         if args.out:
-            path = report.build_report(df, args.out, args.split, args.pad_missing, suite)
+            path = report.build_report(df, args.out, args.split, args.pad_missing, own)
             print(f"wrote {path}", file=sys.stderr)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -46,7 +45,7 @@ def _print(a, as_json: bool) -> None:
         out = {"splits": a.splits,
                "tables": {name: json.loads(t.to_json(orient="records", force_ascii=False)) for name, t in a.tables.items()},
                "data": {name: json.loads(t.to_json(orient="records")) for name, t in a.data.items()},
-               "known_issues": a.footnotes}
+               "notes": a.notes, "known_issues": a.footnotes}
         print(json.dumps(out, indent=1, ensure_ascii=False))
     else:
         print(report.render(a))

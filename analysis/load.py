@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import pandas as pd
+import yaml
 
 from mleray.records import MLEBENCH_REPORT_KEYS, TrialResult
 
 from . import splits
+from .tables import Split, listed
 
 FLAGS = ("submission_exists", "valid_submission", "above_median", "bronze_medal",
          "silver_medal", "gold_medal", "any_medal")
@@ -66,9 +68,23 @@ def _dedupe(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out + list(best.values())
 
 
+def _config(sweep: Path) -> Dict[str, Any]:
+    """A sweep's resolved config.yaml ({} without one)."""
+    path = (sweep.parent if sweep.suffix == ".jsonl" else sweep) / "config.yaml"
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return data if isinstance(data, dict) else {}
+
+
+def _is_sweep_dir(path: Path) -> bool:
+    """A folder with trials.jsonl, or a sweep's config.yaml before its first trial finished."""
+    return path.is_dir() and ((path / "trials.jsonl").is_file() or "agents" in _config(path))
+
+
 def sweep_records(sweep: Path) -> List[Dict[str, Any]]:
     """A sweep's records (a sweep directory or its trials.jsonl), retries resolved, by (seed, competition)."""
     path = sweep if sweep.suffix == ".jsonl" else sweep / "trials.jsonl"
+    if not path.is_file() and _is_sweep_dir(sweep):
+        return []  # started, no trial finished yet
     if not path.is_file():
         raise FileNotFoundError(f"{sweep} has no trials.jsonl: is it a sweep directory?")
     records = _dedupe(read_records(path))
@@ -99,7 +115,7 @@ def _expand(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     folders hold them."""
     sweeps, reports = [], []
     for p in map(Path, paths):
-        if p.is_dir() and (p / "trials.jsonl").is_file():
+        if _is_sweep_dir(p):
             sweeps.append(p)
         elif p.is_dir():  # a storage folder of sweeps, or a runs/ folder of reports
             found_sweeps = sorted(q.parent for q in p.rglob("trials.jsonl"))
@@ -161,17 +177,24 @@ def frame(records: List[Dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def sweep_suite(paths: Sequence[Path | str]) -> Optional[str]:
-    """The suite named by the sweeps' config.yaml, when every sweep among paths names the same one."""
-    import yaml
-
-    sweeps, _ = _expand(paths)
-    suites = set()
-    for s in sweeps:
-        config = (s.parent if s.suffix == ".jsonl" else s) / "config.yaml"
-        data = yaml.safe_load(config.read_text()) if config.is_file() else None
-        suites.add((data or {}).get("suite") if isinstance(data, dict) else None)
-    return suites.pop() if len(suites) == 1 else None
+def sweep_split(paths: Sequence[Path | str]) -> Optional[str]:
+    """The competitions the sweeps among paths run, from their config.yaml, when all run the same:
+    their suite's name when they run all of it, else a `Split` of their `competitions:` list
+    ("titanic (1 of offline-lite's 3)") — a subset is not scored against the whole suite."""
+    runs = {(c.get("suite"), tuple(map(str, c.get("competitions") or ()))) for c in map(_config, _expand(paths)[0])}
+    if len(runs) != 1:
+        return None
+    suite, ids = runs.pop()
+    if not ids:
+        return suite
+    try:
+        whole = splits.split_ids(suite) if suite else []
+    except ValueError:
+        whole = []
+    if set(ids) == set(whole):
+        return suite
+    of = f" ({len(ids)} of {suite}'s {len(whole)})" if set(ids) < set(whole) else ""
+    return Split(listed(ids, 4) + of, ids)
 
 
 load_paths = load  # the name the sweep driver imports

@@ -2,8 +2,9 @@
 
 `analyze` picks the splits (those the data covers among low/medium/high/all, else the sweep's own
 competitions), computes the leaderboard, a medal table per split, pass@k, time scaling (when
-there are graded snapshots), ablations per varying factor (tier, ...) and cost. `render` prints
-them; `write_report` writes `<sweep_dir>/report/report.md` with PNG/SVG figures.
+there are graded snapshots), ablations per varying factor (tier, ...) and cost, each table with a
+note on what its split's records miss or pad. `render` prints them; `write_report` writes
+`<sweep_dir>/report/report.md` with PNG/SVG figures.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ class Analysis:
     titles: Dict[str, str] = field(default_factory=dict)
     data: Dict[str, pd.DataFrame] = field(default_factory=dict)  # numeric, for figures and --json
     footnotes: Dict[str, str] = field(default_factory=dict)  # competition_id → known issue
+    notes: Dict[str, str] = field(default_factory=dict)  # table name → what its data miss or pad
 
 
-def default_splits(df: pd.DataFrame, pad_missing: bool = False, suite: Optional[str] = None) -> List[str]:
+def default_splits(df: pd.DataFrame, pad_missing: bool = False, sweep_split: Optional[str] = None) -> List[str]:
     """The standard splits the data covers (every competition present; with `pad_missing`, any),
-    else the sweep's suite, else the competitions present."""
+    else the sweeps' own split (`load.sweep_split`: what they run, recorded yet or not), else the
+    competitions present."""
     present = set(df["competition_id"].astype(str))
     out = []
     for name in splits.DEFAULT_SPLITS:
@@ -43,18 +46,18 @@ def default_splits(df: pd.DataFrame, pad_missing: bool = False, suite: Optional[
             out.append(name)
     if out:
         return out
-    if suite:
+    if sweep_split:
         try:
-            if set(splits.split_ids(suite)) & present:
-                return [suite]
-        except ValueError:
+            tables.competitions_of(sweep_split, df)
+            return [sweep_split]
+        except ValueError:  # a suite file gone since the sweep ran
             pass
     return [PRESENT]
 
 
 def analyze(df: pd.DataFrame, split: Optional[str] = None, pad_missing: bool = False,
-            suite: Optional[str] = None) -> Analysis:
-    names = [split] if split else default_splits(df, pad_missing, suite)
+            sweep_split: Optional[str] = None) -> Analysis:
+    names = [split] if split else default_splits(df, pad_missing, sweep_split)
     main = names[-1]
     keys = tables.group_keys(df)
     a = Analysis(splits=names, main_split=main, keys=keys)
@@ -63,30 +66,32 @@ def analyze(df: pd.DataFrame, split: Optional[str] = None, pad_missing: bool = F
         a.tables[name], a.titles[name] = table, title
         a.data[name] = table if data is None else data
 
+    rows = [tables.medal_rows(df, name, pad_missing, keys) for name in names]
+    notes = {name: tables.split_note(r, keys) if len(r) else "no records yet" for name, r in zip(names, rows)}
     if len(names) > 1:
         add("leaderboard", "Any medal (%) by split, mean ± SEM over seeds",
             tables.leaderboard(df, names, pad_missing, keys))
-    rows = []
-    for name in names:
-        rows.append(tables.medal_rows(df, name, pad_missing, keys))
+        a.notes["leaderboard"] = "; ".join(f"`{name}`: {note}" for name, note in notes.items() if note)
+    for name, r in zip(names, rows):
         add(f"medals_{name}", f"Medal table, split `{name}` (mean ± SEM over seeds, %)",
-            tables.medal_table(df, name, pad_missing, keys), rows[-1])
+            tables.medal_table(df, name, pad_missing, keys), r)
+        if not len(r):  # else each row's note is in the table
+            a.notes[f"medals_{name}"] = notes[name]
     a.data["medal_rows"] = pd.concat(rows, ignore_index=True)
 
     issues = splits.known_issues()
     covered = set(df["competition_id"].astype(str))
     for name in names:
-        ids = covered if name == PRESENT else set(splits.split_ids(name))
+        ids = set(tables.competitions_of(name, df))
         a.footnotes.update({cid: issues[cid] for cid in sorted(ids & covered) if cid in issues})
     a.footnotes = dict(sorted(a.footnotes.items()))
     add("per_competition", f"Per competition, split `{main}` (over all entries)",
         tables.per_competition(df, main, keys, a.footnotes))
 
     pk = passk.pass_at_k_table(df, main, pad_missing=pad_missing, by=keys)
-    if not pk.empty:
-        shown = pk.pivot_table(index=keys, columns="k", values="pass_at_k").reset_index()
-        shown.columns = [c if isinstance(c, str) else f"pass@{c} (%)" for c in shown.columns]
-        add("pass_at_k", f"pass@k (any medal), split `{main}`", shown, pk)
+    shown = pk.pivot_table(index=keys, columns="k", values="pass_at_k").reset_index() if len(pk) else pk[keys]
+    shown.columns = [c if isinstance(c, str) else f"pass@{c} (%)" for c in shown.columns]
+    add("pass_at_k", f"pass@k (any medal), split `{main}`", shown, pk)
 
     if any(scaling.graded_snapshots(s) for s in df["snapshots"]):
         ts = scaling.time_scaling(df, main, pad_missing=pad_missing, by=keys)
@@ -106,6 +111,10 @@ def analyze(df: pd.DataFrame, split: Optional[str] = None, pad_missing: bool = F
             shown[f"Δ {label}"] = [tables.cell(x, s) for x, s in zip(ft[f"{m}_diff"], ft[f"{m}_diff_se"])]
         add(f"by_{factor}", f"Ablation by `{factor}` (Δ vs `{ft['reference'].iloc[0]}` ± SE), split `{main}`", shown, ft)
 
+    for name in a.tables:
+        if name in ("per_competition", "pass_at_k", "time_scaling") or name.startswith("by_"):
+            a.notes[name] = notes[main]
+
     failed = df[df["status"] == "failed"]
     if not failed.empty:
         shown = failed[keys + ["competition_id", "seed", "attempt", "reason"]].copy()
@@ -124,12 +133,14 @@ def analyze(df: pd.DataFrame, split: Optional[str] = None, pad_missing: bool = F
 
 
 def render(a: Analysis, figure_paths: Optional[Dict[str, Path]] = None, base: Optional[Path] = None) -> str:
-    """Markdown: each table under its title, its figure (if any) below it, known issues last."""
+    """Markdown: each table under its title and note, its figure (if any) below it, known issues last."""
     figure_paths = figure_paths or {}
     mark = " [^issues]" if a.footnotes else ""
     parts = []
     for name, table in a.tables.items():
         parts.append(f"## {a.titles[name]}{mark if name.startswith(('leaderboard', 'medals_')) else ''}\n")
+        if a.notes.get(name):
+            parts.append(f"Note: {a.notes[name]}.\n")
         parts.append(tables.markdown(table) + "\n")
         if name in figure_paths:
             rel = figure_paths[name].relative_to(base) if base else figure_paths[name]
@@ -143,27 +154,27 @@ def render(a: Analysis, figure_paths: Optional[Dict[str, Path]] = None, base: Op
 
 
 def write_figures(a: Analysis, out_dir: Path) -> Dict[str, Path]:
-    """PNG + SVG figures; returns table name → PNG path of the figure drawn from it."""
+    """PNG + SVG figures of the tables that have numbers; returns table name → PNG path of its figure."""
     out: Dict[str, Path] = {}
     rows = a.data["medal_rows"]
     if (rows["n_seeds"] > 0).any():
         out["medals_" + a.splits[-1] if len(a.splits) == 1 else "leaderboard"] = \
             figures.medal_rates(rows, a.keys, out_dir)[0]
-    if "pass_at_k" in a.data:
+    if len(a.data["pass_at_k"]):
         out["pass_at_k"] = figures.pass_at_k(a.data["pass_at_k"], a.keys, out_dir)[0]
-    if "time_scaling" in a.data:
-        out["time_scaling"] = figures.time_scaling(a.data["time_scaling"], a.keys, out_dir)[0]
     for name, data in a.data.items():
-        if name.startswith("by_"):
+        if name == "time_scaling" and (data["n_seeds"] > 0).any():
+            out[name] = figures.time_scaling(data, a.keys, out_dir)[0]
+        if name.startswith("by_") and (data["n_seeds"] > 0).any():
             out[name] = figures.factor_comparison(data, name[3:], out_dir, name)[0]
     return out
 
 
 def build_report(df: pd.DataFrame, out_dir: Path, split: Optional[str] = None, pad_missing: bool = False,
-                 suite: Optional[str] = None, title: str = "mleray report") -> Path:
+                 sweep_split: Optional[str] = None, title: str = "mleray report") -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    a = analyze(df, split, pad_missing, suite)
+    a = analyze(df, split, pad_missing, sweep_split)
     figs = write_figures(a, out_dir / "figures")
     agents = ", ".join(sorted(df["agent"].astype(str).unique()))
     failed = int((df["status"] == "failed").sum())
@@ -177,9 +188,9 @@ def build_report(df: pd.DataFrame, out_dir: Path, split: Optional[str] = None, p
 
 def write_report(sweep_dir: Path) -> Path:
     """The sweep driver's hook: `<sweep_dir>/report/report.md` plus figures; returns the md path.
-    Uses the sweep's suite (from its config.yaml) when its competitions are not an MLE-bench split;
+    Uses the competitions the sweep runs (from its config.yaml) when they are not an MLE-bench split;
     incomplete seeds are padded with failing entries so a partly finished sweep still reports."""
     sweep_dir = Path(sweep_dir)
     df = load.load([sweep_dir])
-    return build_report(df, sweep_dir / "report", pad_missing=True, suite=load.sweep_suite([sweep_dir]),
+    return build_report(df, sweep_dir / "report", pad_missing=True, sweep_split=load.sweep_split([sweep_dir]),
                         title=f"Sweep `{sweep_dir.name}`")

@@ -60,7 +60,8 @@ def time_points(df: pd.DataFrame, max_points: int = 24) -> List[float]:
 def time_scaling(df: pd.DataFrame, split: str, times: Optional[Sequence[float]] = None,
                  pad_missing: bool = False, by: Optional[List[str]] = None,
                  metrics: Sequence[str] = SCALING_METRICS) -> pd.DataFrame:
-    """Rows (group…, time_s, n_seeds, `<metric>_mean`, `<metric>_sem`) for each time point."""
+    """Rows (group…, time_s, n_seeds, `<metric>_mean`, `<metric>_sem`; NaN for a group without
+    numbers) for each time point."""
     by = by or group_keys(df)
     times = list(times) if times is not None else time_points(df)
     snaps = [graded_snapshots(s) for s in df["snapshots"]]
@@ -77,7 +78,7 @@ def time_scaling(df: pd.DataFrame, split: str, times: Optional[Sequence[float]] 
     if not parts:
         return pd.DataFrame(columns=cols)
     out = pd.concat(parts, ignore_index=True)
-    return out[[c for c in cols if c in out.columns]].sort_values(by + ["time_s"], ignore_index=True)
+    return out.reindex(columns=cols).sort_values(by + ["time_s"], ignore_index=True)
 
 
 def varying_factors(df: pd.DataFrame) -> List[str]:
@@ -126,7 +127,7 @@ def factor_table(df: pd.DataFrame, split: str, factor: str = "tier", reference=N
                 rmean = ref.iloc[0].get(f"{m}_mean", np.nan) if not ref.empty else np.nan
                 rsem = ref.iloc[0].get(f"{m}_sem", np.nan) if not ref.empty else np.nan
                 is_ref = level == reference
-                row.update({f"{m}_mean": mean, f"{m}_sem": sem, f"{m}_diff": 0.0 if is_ref else mean - rmean,
+                row.update({f"{m}_mean": mean, f"{m}_sem": sem, f"{m}_diff": mean - rmean,  # NaN without numbers
                             f"{m}_diff_se": 0.0 if is_ref else float(np.sqrt(sem ** 2 + rsem ** 2))})
             out.append(row)
     return pd.DataFrame(out)

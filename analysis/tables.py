@@ -5,6 +5,8 @@ entry of that competition in reading order (the frame's `order`); a seed's perce
 the split's competitions; the table gives the mean over seeds and the SEM (ddof=1, 0 for one seed).
 The number of seeds is the smallest entry count across the split's competitions; with
 `pad_missing` it is the largest, and missing entries count as failing (no submission, no medal).
+A group with a competition of the split missing gets no numbers unless `pad_missing` (MLE-bench
+raises there); every row says in words what its numbers leave out or pad.
 """
 
 from __future__ import annotations
@@ -34,28 +36,64 @@ def group_keys(df: pd.DataFrame) -> List[str]:
     return ["agent", "tier"] if df["tier"].nunique() > 1 else ["agent"]
 
 
+class Split(str):
+    """A split given by its competitions rather than looked up by name: what a sweep's config.yaml
+    runs ("titanic (1 of offline-lite's 3)"). A str, so it names tables like any split."""
+
+    def __new__(cls, name: str, ids: Sequence[str]):
+        split = super().__new__(cls, name)
+        split.ids = list(ids)
+        return split
+
+
 def competitions_of(split: str, df: pd.DataFrame) -> List[str]:
+    if isinstance(split, Split):
+        return list(split.ids)
     if split == PRESENT:
         return sorted(df["competition_id"].astype(str).unique())
     return splits.split_ids(split)
 
 
-def seed_matrix(group: pd.DataFrame, competition_ids: Sequence[str], pad_missing: bool = False,
+def listed(ids: Sequence[str], limit: int = 5) -> str:
+    return ", ".join(ids[:limit]) + (", ..." if len(ids) > limit else "")
+
+
+def _count(n: int, word: str, plural: str = "") -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def coverage(counts: Dict[str, int], split: str, pad_missing: bool = False) -> Tuple[int, str, str]:
+    """(seeds, error, note) for a group with `counts[cid]` entries of each competition of the
+    split, as MLE-bench builds seeds: `error` says why there are no numbers, `note` what the
+    numbers leave out (entries past the complete seeds) or pad (missing entries, as failures)."""
+    n = len(counts)
+    missing = [cid for cid, k in counts.items() if k == 0]
+    if len(missing) == n:
+        return 0, (f"none of the {n} competitions of split {split} has records" if n
+                   else f"split {split} holds no competitions"), ""
+    have = f"{n - len(missing)} of {n} competitions of split {split} have records"
+    if missing and not pad_missing:
+        return 0, (f"{have}; {len(missing)} missing ({listed(missing)}) — "
+                   "pass --pad-missing to count them as failures"), ""
+    seeds = max(counts.values()) if pad_missing else min(counts.values())
+    gaps = sum(abs(seeds - k) for k in counts.values())
+    if not gaps:
+        return seeds, "", ""
+    entries = _count(gaps, "entry", "entries")
+    if pad_missing:
+        absent = f"; {len(missing)} missing ({listed(missing)})" if missing else ""
+        return seeds, "", (f"{have}{absent}; {entries} missing from {_count(seeds, 'seed')} "
+                           "counted as failures (--pad-missing)")
+    return seeds, "", (f"{entries} past the {_count(seeds, 'complete seed')} left out — "
+                       "pass --pad-missing to keep incomplete seeds, their missing entries as failures")
+
+
+def seed_matrix(group: pd.DataFrame, competition_ids: Sequence[str], num_seeds: int,
                 columns: Sequence[str] = tuple(m for m, _ in METRICS)) -> np.ndarray:
-    """Boolean array (seeds, competitions, columns): MLE-bench's complete seeds of one group."""
+    """Boolean array (seeds, competitions, columns): entry i of each competition in reading order
+    is seed i; a competition with fewer than `num_seeds` entries is padded with failing ones."""
     group = group.sort_values("order", kind="stable")
     per_comp = {cid: g[list(columns)].to_numpy(dtype=bool) for cid, g in group.groupby("competition_id", sort=False)}
-    counts = {cid: len(per_comp.get(cid, ())) for cid in competition_ids}
-    if not counts:
-        raise ValueError("the split holds no competitions")
-    missing = [cid for cid, n in counts.items() if n == 0]
-    if missing and not pad_missing:
-        raise ValueError(f"no entries for {len(missing)} of {len(counts)} competitions "
-                         f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
-                         "use --pad-missing to count them as failing")
-    num_seeds = max(counts.values()) if pad_missing else min(counts.values())
-    if num_seeds == 0:
-        raise ValueError("no entries for any competition of the split")
     out = np.zeros((num_seeds, len(competition_ids), len(columns)), dtype=bool)
     for j, cid in enumerate(competition_ids):
         rows = per_comp.get(cid, np.zeros((0, len(columns)), dtype=bool))[:num_seeds]
@@ -74,27 +112,33 @@ def mean_sem(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 
 def medal_rows(df: pd.DataFrame, split: str, pad_missing: bool = False,
                by: Optional[List[str]] = None) -> pd.DataFrame:
-    """One row per group: n_seeds, n_competitions, `<metric>_mean`, `<metric>_sem` (percent),
-    and `error` (why a group has no numbers, e.g. competitions missing)."""
+    """One row per group: n_seeds, n_competitions, `error` (why a group has no numbers), `note`
+    (what its numbers leave out or pad), `<metric>_mean`, `<metric>_sem` (percent; NaN without numbers)."""
     by = by or group_keys(df)
     ids = competitions_of(split, df)
     columns = [m for m, _ in METRICS]
     rows = []
     for key, group in df.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        row: Dict[str, object] = dict(zip(by, key), split=split, n_competitions=len(ids))
-        try:
-            seeds = seed_matrix(group, ids, pad_missing, columns)
-        except ValueError as err:
-            row.update(n_seeds=0, error=str(err))
-            rows.append(row)
-            continue
-        mean, sem = mean_sem(seeds.mean(axis=1) * 100)
-        row.update(n_seeds=len(seeds), error="")
-        for i, m in enumerate(columns):
-            row[f"{m}_mean"], row[f"{m}_sem"] = float(mean[i]), float(sem[i])
+        counts = group["competition_id"].value_counts()
+        num_seeds, error, note = coverage({cid: int(counts.get(cid, 0)) for cid in ids}, split, pad_missing)
+        row: Dict[str, object] = dict(zip(by, key), split=split, n_competitions=len(ids), n_seeds=num_seeds,
+                                      error=error, note=note)
+        if num_seeds:
+            mean, sem = mean_sem(seed_matrix(group, ids, num_seeds, columns).mean(axis=1) * 100)
+            for i, m in enumerate(columns):
+                row[f"{m}_mean"], row[f"{m}_sem"] = float(mean[i]), float(sem[i])
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=by + ["split", "n_competitions", "n_seeds", "error", "note"]
+                        + [f"{m}_{s}" for m in columns for s in ("mean", "sem")])
+
+
+def split_note(rows: pd.DataFrame, by: Sequence[str]) -> str:
+    """The medal rows' errors and notes in one line: once when every group shares it, else per group."""
+    texts = {" / ".join(str(r[k]) for k in by): r["error"] or r["note"] for r in rows.to_dict("records")}
+    if len(set(texts.values())) == 1:
+        return next(iter(texts.values()))
+    return "; ".join(f"{group}: {text}" for group, text in texts.items() if text)
 
 
 def cell(mean: float, sem: float) -> str:
@@ -113,8 +157,9 @@ def medal_table(df: pd.DataFrame, split: str, pad_missing: bool = False,
     out = rows[by + ["n_seeds", "n_competitions"]].copy()
     for m in metrics:
         out[f"{labels[m]} (%)"] = [cell(r.get(f"{m}_mean"), r.get(f"{m}_sem")) for r in rows.to_dict("records")]
-    if rows["error"].astype(bool).any():
-        out["note"] = rows["error"]
+    notes = [e or n for e, n in zip(rows["error"], rows["note"])]
+    if any(notes):
+        out["note"] = notes
     return out
 
 
@@ -158,6 +203,8 @@ def sweep_summary(df: pd.DataFrame, pad_missing: bool = True) -> str:
     table = medal_table(df, PRESENT, pad_missing, by, SUMMARY_METRICS)
     failed = df.groupby(by)["status"].apply(lambda s: int((s == "failed").sum())).reset_index(name="failed")
     table = table.merge(failed, on=by, how="left")
+    if "note" in table:
+        table["note"] = table.pop("note")  # last, after `failed`
     return markdown(table)
 
 
