@@ -6,13 +6,14 @@ A sweep is `configs/sweep.yaml` (or `--config PATH`) merged over the schema belo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, get_args, get_origin, get_type_hints
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf, ValueNode
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from mleray.paths import agent_configs_dir, configs_dir
 
@@ -85,21 +86,74 @@ class AgentConfig:
     egress: bool = False  # needs network (LLM APIs)
 
 
-def _one_line(err: OmegaConfBaseException, schema: Any) -> str:
-    key = getattr(err, "full_key", None) or getattr(err, "key", None) or "?"
-    msg = str(err).splitlines()[0]
-    if "not in struct" in msg or "Key '" in msg and "not" in msg:
-        parent = OmegaConf.select(OmegaConf.structured(schema), str(key).rsplit(".", 1)[0]) if "." in str(key) else OmegaConf.structured(schema)
-        allowed = ", ".join(parent.keys()) if isinstance(parent, DictConfig) else "?"
-        return f"unknown config key '{key}' (allowed: {allowed})"
-    return f"bad value for '{key}': {msg}"
+def _schema_type(schema: Any, key: str) -> Any:
+    """The declared type of dotted `key` in a dataclass schema (a dict key or list index stands for the
+    element type; None when there is no such key): what an error can list as allowed or suggest writing."""
+    kind = schema
+    for part in key.split(".") if key else []:
+        if is_dataclass(kind):
+            kind = get_type_hints(kind).get(part)
+        elif get_origin(kind) in (dict, list):
+            kind = get_args(kind)[-1]
+        else:
+            return None
+    return kind
 
 
-def _merge(schema: Any, *parts: Any) -> DictConfig:
+def _problem(err: Exception) -> str:
+    """An error's first line; for YAML syntax, with where it is: `line L, column C: problem (context at ...)`."""
+    mark = getattr(err, "problem_mark", None)
+    if mark is None:
+        return str(err).splitlines()[0]
+    start = err.context_mark
+    context = f" ({err.context} at line {start.line + 1}, column {start.column + 1})" if err.context and start else ""
+    return f"line {mark.line + 1}, column {mark.column + 1}: {err.problem}{context}"
+
+
+def _one_line(err: OmegaConfBaseException, schema: Any, source: Optional[Path] = None) -> str:
+    """omegaconf's error as one line naming the key (and the file it came from) and what to write instead."""
+    key = getattr(err, "full_key", "") or "?"
+    at = f"'{key}'" + (f" in {source}" if source else "")
+    if isinstance(err, ConfigKeyError):  # a key the schema does not have
+        allowed = ", ".join(f.name for f in fields(_schema_type(schema, key.rpartition(".")[0])))
+        return f"unknown config key {at} (allowed: {allowed})"
+    value = getattr(err, "value", None)
+    value = value._value() if isinstance(value, ValueNode) else value
+    needs_list = get_origin(_schema_type(schema, key)) is list
+    if needs_list and value is not None and not isinstance(value, (list, ListConfig)):
+        fix = f"{key}: [{value}]" if source else f"{key}='[{value}]'"
+        return f"bad value for {at}: '{value}' is not a list (write {fix})"
+    return f"bad value for {at}: {_problem(err)}"
+
+
+def _merge(schema: Any, base: Any, part: Any, source: Optional[Path] = None) -> DictConfig:
+    """`part` (a file's config, or with no source the overrides) merged over `base`, a config of `schema`;
+    one source at a time so that an error can name the file and how to write the fix."""
     try:
-        return OmegaConf.merge(OmegaConf.structured(schema), *parts)
+        return OmegaConf.merge(base, part)
     except OmegaConfBaseException as err:
-        raise ConfigError(_one_line(err, schema)) from None
+        raise ConfigError(_one_line(err, schema, source)) from None
+
+
+def _read_yaml(path: Path) -> DictConfig:
+    """A YAML file of `key: value` lines; a ConfigError naming the file (and a syntax error's line and column)."""
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as err:  # yaml syntax, a scalar top level, not text
+        raise ConfigError(f"cannot read config {path}: {_problem(err)}") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"cannot read config {path}: the top level is a list (write key: value lines)")
+    return cfg
+
+
+def _override(item: str) -> DictConfig:
+    """One `key=value` override as a config; a ConfigError naming it when it is not one."""
+    if "=" not in item:
+        raise ConfigError(f"bad override {item!r} (expected key=value)")
+    try:
+        return OmegaConf.from_dotlist([item])
+    except yaml.YAMLError as err:
+        raise ConfigError(f"bad override {item!r}: {_problem(err)}") from None
 
 
 def _validate_tier(name: str, tier: TierConfig) -> None:
@@ -142,15 +196,10 @@ def load_sweep(path: str | Path | None = None, overrides: List[str] | None = Non
     path = Path(path) if path else configs_dir() / "sweep.yaml"
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        file_cfg = OmegaConf.load(path)
-        dotlist = OmegaConf.from_dotlist(list(overrides or []))
-    except Exception as err:  # yaml or dotlist syntax
-        raise ConfigError(f"cannot read config {path}: {str(err).splitlines()[0]}") from None
-    for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"bad override {item!r} (expected key=value)")
-    merged = _merge(SweepConfig, file_cfg, dotlist)
+    file_cfg = _read_yaml(path)
+    dotlist = OmegaConf.merge(OmegaConf.create(), *map(_override, overrides or []))
+    merged = _merge(SweepConfig, OmegaConf.structured(SweepConfig), file_cfg, path)
+    merged = _merge(SweepConfig, merged, dotlist)
     cfg: SweepConfig = OmegaConf.to_object(merged)
     if not cfg.tiers and "tiers" not in file_cfg and "tiers" not in dotlist:
         cfg.tiers = {"cpu": TierConfig()}
@@ -164,7 +213,7 @@ def load_agent(name: str, agents_dir: Path | None = None) -> AgentConfig:
     if not path.is_file():
         known = sorted(p.stem for p in folder.glob("*.yaml"))
         raise ConfigError(f"unknown agent '{name}' (known: {', '.join(known)}; add {path})")
-    merged = _merge(AgentConfig, {"name": name}, OmegaConf.load(path))
+    merged = _merge(AgentConfig, OmegaConf.structured(AgentConfig(name=name)), _read_yaml(path), path)
     agent: AgentConfig = OmegaConf.to_object(merged)
     for attr in ("build_context", "code"):
         value = getattr(agent, attr)

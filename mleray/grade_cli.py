@@ -11,8 +11,9 @@ starting with # or // are skipped, as MLE-bench does). The report is written to
 summary counts and entry fields; the summary is printed. A single entry is printed with MLE-bench's
 fields plus `reason` (empty when the submission is valid).
 
-Before grading anything, every competition named is checked (unknown ids, MLE-bench data not prepared,
-official package missing); problems are printed one per line and the exit status is 2.
+A SUBMISSION.csv that does not exist is an error (in a JSONL it is an entry without a submission, as
+in MLE-bench). Before grading anything, every competition named is checked (unknown ids, MLE-bench data
+not prepared, official package missing); problems are printed one per line and the exit status is 2.
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if not args.submission or not args.competition_id:
         parser.error("give SUBMISSION.csv COMPETITION_ID, or --jsonl FILE")
+    if not Path(args.submission).is_file():  # in a JSONL a missing file is an entry; here it is a typo
+        return _fail([f"submission file not found: {args.submission} (give the path of the CSV to grade)"])
     prepared, problems = _prepare_all([args.competition_id])
     if problems:
         return _fail(problems)

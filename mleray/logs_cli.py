@@ -3,7 +3,8 @@
 TRIAL is a trial id (`agent__competition__tier__s<seed>`) or any unique part of one. The log is
 `<storage>/<sweep>/trials/<trial id>/agent.log`; --storage is a path or a pyarrow URI (s3://...),
 default `runs` (or $MLERAY_STORAGE). With --follow it keeps printing new lines until the trial's
-record appears in trials.jsonl, then prints the outcome; Ctrl-C stops following.
+record appears in trials.jsonl, then prints the outcome; Ctrl-C stops following. A trial (or sweep)
+that has not started yet is waited for, unless the sweep's config.yaml says it has no such trial.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import os
 import sys
 import time
-from typing import List, Optional, Sequence, TextIO
+from typing import List, Optional, Sequence, TextIO, Tuple
 
 from mleray.storage import StorageError, SweepStorage, open_sweep_storage
 
@@ -22,6 +23,10 @@ LOG = "agent.log"
 
 class LogsError(RuntimeError):
     """The sweep or trial cannot be found; the message says what exists."""
+
+
+class NotStarted(LogsError):
+    """The sweep or trial is not there yet but may still come: --follow waits for it."""
 
 
 def _records(storage: SweepStorage) -> dict:
@@ -36,22 +41,45 @@ def _records(storage: SweepStorage) -> dict:
     return out
 
 
+def _some(ids: List[str]) -> str:
+    return ", ".join(ids[:8]) + (f", ... ({len(ids)} in all)" if len(ids) > 8 else "")
+
+
+def _planned(storage: SweepStorage) -> List[str]:
+    """The trial ids the sweep's config.yaml plans; [] before the sweep has written it."""
+    if storage.size("config.yaml") is None:
+        return []
+    from omegaconf import OmegaConf
+
+    from mleray import competitions
+    from mleray.config import SweepConfig
+    from mleray.trials import expand
+
+    try:
+        stored = OmegaConf.create(storage.read_file("config.yaml").decode())
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SweepConfig), stored))
+        return [t.trial_id for t in expand(cfg, cfg.competitions or competitions.suite(cfg.suite))]
+    except Exception:  # another version's config, or a suite no longer here: no plan to check against
+        return []
+
+
 def resolve_trial(storage: SweepStorage, query: str) -> str:
-    """The one trial id matching `query` exactly, else the one containing it."""
-    known = sorted(set(storage.list_dir("trials")) | set(_records(storage)))
+    """The one trial id (started, recorded or planned) matching `query` exactly, else the one containing it."""
+    plan = _planned(storage)
+    known = sorted(set(storage.list_dir("trials")) | set(_records(storage)) | set(plan))
     if query in known:
         return query
     matches = [t for t in known if query in t]
     if len(matches) == 1:
         return matches[0]
+    if matches:
+        raise LogsError(f"{query!r} matches {len(matches)} trials ({_some(matches)}); give more of the id")
+    if plan:
+        raise LogsError(f"no trial matches {query!r} in sweep {storage.sweep!r} (its config plans: {_some(plan)})")
     if not known:
-        raise LogsError(f"sweep {storage.sweep!r} under {storage.uri} has no trials yet "
-                        f"(is the sweep name right? is --storage the sweep's storage?)")
-    if not matches:
-        shown = ", ".join(known[:8]) + (f", ... ({len(known)} in all)" if len(known) > 8 else "")
-        raise LogsError(f"no trial matches {query!r} in sweep {storage.sweep!r} (trials: {shown})")
-    shown = ", ".join(matches[:8]) + (", ..." if len(matches) > 8 else "")
-    raise LogsError(f"{query!r} matches {len(matches)} trials ({shown}); give more of the id")
+        raise NotStarted(f"sweep {storage.sweep!r} under {storage.uri} has no trials yet "
+                         f"(is the sweep name right? is --storage the sweep's storage?)")
+    raise NotStarted(f"no trial matches {query!r} in sweep {storage.sweep!r} (trials: {_some(known)})")
 
 
 def outcome(record: dict) -> str:
@@ -126,12 +154,35 @@ def main(argv: Optional[Sequence[str]] = None, out: TextIO = None, err: TextIO =
     parser.add_argument("--poll", type=float, default=0.5, help=argparse.SUPPRESS)
     args = parser.parse_args(list(argv) if argv is not None else None)
     try:
-        storage = _open_existing(args.storage, args.sweep)
-        trial = resolve_trial(storage, args.trial)
+        storage, trial = _find(args, err)
         return show(storage, trial, args.follow, out, err, poll=args.poll)
     except (LogsError, StorageError) as error:
         err.write(f"mleray logs: {error}\n")
         return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _find(args: argparse.Namespace, err: TextIO) -> Tuple[SweepStorage, str]:
+    """The sweep's storage and the trial id. With --follow, waits (saying so once) until the sweep, the
+    trial and its log exist: following a trial that is about to start is how one watches it start."""
+    said = False
+    while True:
+        try:
+            storage = _open_existing(args.storage, args.sweep)
+            trial = resolve_trial(storage, args.trial)
+            if not args.follow or storage.size(f"trials/{trial}/{LOG}") is not None or trial in _records(storage):
+                return storage, trial
+        except NotStarted:
+            if not args.follow:
+                raise
+            trial = args.trial
+        if not said:
+            err.write(f"mleray logs: waiting for trial {trial} to start "
+                      f"(sweep {args.sweep!r} under {args.storage}; Ctrl-C stops)...\n")
+            err.flush()
+            said = True
+        time.sleep(args.poll)
 
 
 def _open_existing(storage_uri: str, sweep: str) -> SweepStorage:
@@ -152,7 +203,7 @@ def _open_existing(storage_uri: str, sweep: str) -> SweepStorage:
         root_list = sorted(p.name for p in base_path.iterdir() if p.is_dir()) if base_path.is_dir() and not exists else []
     if not exists:
         hint = f" (sweeps there: {', '.join(root_list[:10])})" if root_list else " (use --storage to point at the sweep's storage)"
-        raise LogsError(f"no sweep {sweep!r} under {storage_uri}{hint}")
+        raise NotStarted(f"no sweep {sweep!r} under {storage_uri}{hint}")
     return open_sweep_storage(storage_uri, sweep)
 
 

@@ -104,8 +104,16 @@ def test_jsonl_report_defaults_to_the_jsonl_folder(toy):
 
 
 def test_unknown_competition_stops_with_a_clear_error(toy, capsys):
-    assert grade_cli.main([str(toy / "x.csv"), "no-such-competition"]) == 2
+    assert grade_cli.main([str(_submission(toy / "x.csv", 10)), "no-such-competition"]) == 2
     assert "no-such-competition" in capsys.readouterr().err
+
+
+def test_missing_submission_file_is_an_error_not_an_empty_grade(toy, capsys):
+    assert grade_cli.main([str(toy / "absent.csv"), "toy"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (f"error: submission file not found: {toy / 'absent.csv'} "
+                            "(give the path of the CSV to grade)\n")
 
 
 def test_bad_jsonl_is_reported(toy, capsys):
@@ -118,6 +126,7 @@ def test_bad_jsonl_is_reported(toy, capsys):
 
 def test_unprepared_mlebench_competition_names_the_fix(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLERAY_MLEBENCH_DATA_DIR", str(tmp_path / "empty"))
+    (tmp_path / "s.csv").write_text("id,species\n")
     assert grade_cli.main([str(tmp_path / "s.csv"), "leaf-classification", "--data-dir", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert "mlebench prepare -c leaf-classification" in err and str(tmp_path / "d") in err
