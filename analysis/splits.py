@@ -36,16 +36,12 @@ _FALSE = {"", "false", "no", "0", "none", "nan", "n/a", "-"}
 
 
 def catalog_path() -> Path:
-    return paths.competitions_dir() / "mlebench" / "catalog.csv"
+    return paths.shipped_dir("competitions") / "mlebench" / "catalog.csv"
 
 
 def shared_splits_dir() -> Path:
     shared = Path(os.environ.get("MLERAY_SHARED_DIR", paths.project_root().parent / "shared"))
     return shared / "data" / "mlebench" / "splits"
-
-
-def suites_dir() -> Path:
-    return paths.configs_dir() / "suites"
 
 
 @functools.lru_cache(maxsize=8)
@@ -93,8 +89,8 @@ def split_ids(name: str) -> List[str]:
         if rows and "in_split75" in rows[0]:
             return [r["competition_id"] for r in rows if (r["in_split75"] or "").strip().lower() in ("true", "1", "yes")]
         return [r["competition_id"] for r in rows if (r.get(column) or "").strip() in COMPLEXITY_SPLITS]
-    suite = suites_dir() / f"{name}.yaml"
-    if suite.is_file():
+    suite = paths.find("suites", f"{name}.yaml")
+    if suite is not None and suite.is_file():
         return _read_suite(suite)
     txt = shared_splits_dir() / f"{'split75' if name in ALL_ALIASES else name}.txt"
     if txt.is_file():
@@ -103,15 +99,14 @@ def split_ids(name: str) -> List[str]:
     if path.is_file():
         return _read_suite(path) if path.suffix in (".yaml", ".yml") else _read_txt(path)
     raise ValueError(
-        f"unknown split {name!r}: not low/medium/high/all, not a suite in {suites_dir()}, "
+        f"unknown split {name!r}: not low/medium/high/all, not a suite in {paths.searched('suites')}, "
         f"not a split file in {shared_splits_dir()}, not a path; known: {', '.join(known_splits())}"
     )
 
 
 def known_splits() -> List[str]:
     names = list(DEFAULT_SPLITS)
-    if suites_dir().is_dir():
-        names += sorted(p.stem for p in suites_dir().glob("*.yaml"))
+    names += list(paths.names("suites", "*.yaml"))
     if shared_splits_dir().is_dir():
         names += sorted(p.stem for p in shared_splits_dir().glob("*.txt") if p.stem != "split75")
     return list(dict.fromkeys(names))

@@ -15,7 +15,16 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf, ValueNode
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from mleray.paths import agent_configs_dir, configs_dir
+from mleray import paths
+
+
+def _builtin_agent(name: str) -> str:
+    """`${builtin_agent:NAME}` in an agent YAML: the folder of a built-in agent, `mleray/agents/NAME`,
+    wherever the package is installed."""
+    return str(Path(__file__).resolve().parent / "agents" / name)
+
+
+OmegaConf.register_new_resolver("builtin_agent", _builtin_agent, replace=True)
 
 
 class ConfigError(ValueError):
@@ -191,9 +200,19 @@ def validate(cfg: SweepConfig) -> SweepConfig:
     return cfg
 
 
+def resolve_config_path(path: str | Path | None) -> Path:
+    """The sweep file to read: the shipped default, the path as given, or (for a relative path not found
+    here, such as `configs/ablations/time.yaml` run from another directory) the shipped file of that name."""
+    if not path:
+        return paths.configs_dir() / "sweep.yaml"
+    path = Path(path)
+    shipped = paths.project_root() / path
+    return shipped if not path.is_file() and not path.is_absolute() and shipped.is_file() else path
+
+
 def load_sweep(path: str | Path | None = None, overrides: List[str] | None = None) -> SweepConfig:
     """Loads a sweep config: schema defaults, then the file (default configs/sweep.yaml), then overrides."""
-    path = Path(path) if path else configs_dir() / "sweep.yaml"
+    path = resolve_config_path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     file_cfg = _read_yaml(path)
@@ -207,14 +226,18 @@ def load_sweep(path: str | Path | None = None, overrides: List[str] | None = Non
 
 
 def load_agent(name: str, agents_dir: Path | None = None) -> AgentConfig:
-    """Loads `configs/agents/<name>.yaml`, resolving relative folders against the yaml's folder."""
-    folder = agents_dir or agent_configs_dir()
-    path = folder / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in folder.glob("*.yaml"))
-        raise ConfigError(f"unknown agent '{name}' (known: {', '.join(known)}; add {path})")
+    """Loads agent `<name>.yaml` from the agents search path (or `agents_dir`), resolving relative folders
+    against the yaml's folder."""
+    found = agents_dir / f"{name}.yaml" if agents_dir else paths.find("agents", f"{name}.yaml")
+    if found is None or not found.is_file():
+        known = ", ".join(sorted(p.stem for p in agents_dir.glob("*.yaml")) if agents_dir else paths.names("agents", "*.yaml"))
+        raise ConfigError(f"unknown agent '{name}' (known: {known}; {paths.where_to_add('agents', name + '.yaml')})")
+    path = found
     merged = _merge(AgentConfig, OmegaConf.structured(AgentConfig(name=name)), _read_yaml(path), path)
-    agent: AgentConfig = OmegaConf.to_object(merged)
+    try:
+        agent: AgentConfig = OmegaConf.to_object(merged)  # resolves ${builtin_agent:...} and the like
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"bad value in {path}: {str(err).splitlines()[0]}") from None
     for attr in ("build_context", "code"):
         value = getattr(agent, attr)
         if value:

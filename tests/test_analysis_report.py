@@ -153,7 +153,7 @@ def test_no_footnote_without_issues(tmp_path, monkeypatch):
 def test_suite_and_split_file_as_split(tmp_path, monkeypatch):
     (tmp_path / "mine.yaml").write_text("competitions:\n  - b\n  - a\n")
     (tmp_path / "broken.yaml").write_text("name: x\n")
-    monkeypatch.setattr(splits, "suites_dir", lambda: tmp_path)
+    monkeypatch.setenv("MLERAY_SUITES_DIR", str(tmp_path))  # a user's own suites folder
     assert splits.split_ids("mine") == ["b", "a"]
     assert splits.split_ids(str(tmp_path / "mine.yaml")) == ["b", "a"]
     with pytest.raises(ValueError, match="competitions"):

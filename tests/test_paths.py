@@ -69,3 +69,11 @@ def test_an_installed_package_reads_its_own_data(monkeypatch, tmp_path):
     root = paths.project_root()
     assert root.name == "_data" and root.parent.name == "mleray"
     assert paths.shipped_dir("competitions") == root / "competitions"
+
+
+def test_a_bad_interpolation_in_an_agent_file_is_one_line(clean_env):
+    agent_yaml(clean_env / "configs" / "agents", "broken", command="[run]")
+    with open(clean_env / "configs" / "agents" / "broken.yaml", "a") as f:
+        f.write("code: ${no_such_resolver:x}\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: Unsupported interpolation type no_such_resolver"):
+        load_agent("broken")

@@ -38,8 +38,15 @@ def readme_commands() -> List[str]:
 
 def alternatives(argv: List[str]) -> List[List[str]]:
     """`[--a] [--b]` and `x|y|z` as written in the README, expanded into the command lines they stand for."""
-    plain = [a for a in argv if not a.startswith("[")]
-    options = [a.strip("[]").split() for a in argv if a.startswith("[")]
+    plain, options, group = [], [], None
+    for arg in argv:  # shlex splits `[--split low]` into two words: join them again
+        if arg.startswith("[") or group is not None:
+            group = (group or []) + [arg.strip("[]")]
+            if arg.endswith("]"):
+                options.append(group)
+                group = None
+        else:
+            plain.append(arg)
     runs = [plain] + [plain + opt for opt in options] + ([plain + [o for opt in options for o in opt]] if len(options) > 1 else [])
     out = []
     for run in runs:
