@@ -1,11 +1,14 @@
 """mleray installed the ordinary way: `pip install <repo>` (not editable) into a new venv with the lock,
-then `mleray setup offline`, then, from a folder that is not the source tree, a dummy sweep on titanic,
-`mleray grade`, `python -m analysis` on MLE-bench's Famou-Agent reports and `mleray images build`."""
+on each supported Python (3.11, 3.12, 3.13), then `mleray setup offline`, then, from a folder that is
+not the source tree, a dummy sweep on titanic, `mleray grade`, `python -m analysis` on MLE-bench's
+Famou-Agent reports and `mleray images build`."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,12 +28,29 @@ def _run(args, cwd, timeout=900, env=None):
     return result
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """A fresh venv holding a non-editable install of this checkout, and a work folder outside it."""
+def _runs(python: str) -> bool:
+    return subprocess.run([python, "-c", "import venv"], capture_output=True).returncode == 0
+
+
+def interpreters():
+    """This Python, and the other supported minor versions where the machine has them (pyenv or PATH)."""
+    found = {f"{sys.version_info.major}.{sys.version_info.minor}": sys.executable}
+    for minor in ("3.11", "3.12", "3.13"):
+        candidates = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{minor}.*/bin/python3")))
+        candidates += [shutil.which(f"python{minor}")]  # last: a pyenv shim on PATH may not run
+        found.setdefault(minor, next((c for c in candidates if c and _runs(c)), None))
+    return [pytest.param(path, id=minor) for minor, path in sorted(found.items())]
+
+
+@pytest.fixture(scope="module", params=interpreters())
+def installed(request, tmp_path_factory):
+    """A fresh venv of one supported Python holding a non-editable install of this checkout, and a work
+    folder outside it."""
+    if request.param is None:  # .ci/setup installs no other Python: test the ones the machine has
+        pytest.skip(f"no Python {request.node.callspec.id} on this machine")
     base = tmp_path_factory.mktemp("install")
     venv = base / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)], cwd=base)
+    _run([request.param, "-m", "venv", str(venv)], cwd=base)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     _run(pip + ["-c", str(ROOT / "requirements.lock"), str(ROOT)], cwd=base)
     work = base / "work"
