@@ -1,15 +1,22 @@
 """Sweep callbacks: side effects (progress views, logging, notifications) hook in here, not via flags.
 
-The scheduler calls these on the driver, in order, from its single loop thread.
+They are called on the driver, in order, from one thread: `on_sweep_plan` and `on_sweep_end` by
+`mleray.sweep.run`, the others by the scheduler's loop.
 """
 
 from __future__ import annotations
 
-from typing import List
+from typing import TYPE_CHECKING, List, Sequence
+
+if TYPE_CHECKING:
+    from mleray.trials import TrialSpec
 
 
 class SweepCallback:
     """Override what you need; every hook is optional."""
+
+    def on_sweep_plan(self, trials: Sequence["TrialSpec"]) -> None:
+        """Before on_sweep_start: the trials this run will run (those not yet recorded)."""
 
     def on_sweep_start(self, sweep: str, total: int, done: int) -> None:
         """`total` trials in the sweep, of which `done` were already recorded (resume)."""

@@ -1,12 +1,15 @@
 """A live progress view of a sweep, as a SweepCallback.
 
 One compact view: pending / running / done / failed counts, each running trial's node, elapsed
-time and last log line, and an ETA from the durations of the trials finished so far.
+time and last log line, and an ETA (see `eta_seconds`). It says at the start how many trials were
+already recorded (resumed) and prints one line per trial as it ends (status, score, medal or
+reason, duration).
 
 - On a terminal (TTY) it is redrawn in place with ANSI cursor moves, at most every `interval`
-  seconds (and by a small ticker thread so elapsed times move while nothing happens).
-- Anywhere else (CI logs, files, pipes) it prints one plain line every `interval` seconds
-  (30 s by default) and one at the start and end: never a flood of interleaved per-trial lines.
+  seconds (and by a small ticker thread so elapsed times move while nothing happens); the
+  per-trial lines scroll above it.
+- Anywhere else (CI logs, files, pipes) it prints the per-trial lines, and one status line every
+  `interval` seconds (30 s by default) and at the start and end: never a line per log line.
 
 `render(state, now)` and `render_line(state, now)` are pure functions of a `ProgressState`, so the
 view can be tested on known states without a terminal or a sweep.
@@ -20,9 +23,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, TextIO
+from typing import Callable, Dict, List, Optional, Sequence, TextIO
 
 from mleray.callbacks import SweepCallback
+from mleray.logs_cli import outcome
+from mleray.trials import TrialSpec
 
 _ANSI_CLEAR_TO_END = "\x1b[J"
 
@@ -49,6 +54,8 @@ class ProgressState:
     started: Optional[float] = None  # clock time of on_sweep_start
     running: Dict[str, RunningTrial] = field(default_factory=dict)
     durations: List[float] = field(default_factory=list)  # seconds, trials finished in this run
+    plan: Dict[str, TrialSpec] = field(default_factory=dict)  # trials to run, by id, until they end
+    group_durations: Dict[tuple, List[float]] = field(default_factory=dict)  # by (agent, tier)
     max_parallel: int = 0  # the most trials seen running at once
     last_failure: str = ""  # "trial_id: reason" of the latest failed record
     finished: bool = False
@@ -69,19 +76,36 @@ def format_duration(seconds: Optional[float]) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
+def _mean(values: List[float]) -> Optional[float]:
+    return sum(values) / len(values) if values else None
+
+
 def eta_seconds(state: ProgressState, now: float) -> Optional[float]:
-    """Remaining wall time: the work left (pending trials at the mean finished duration, plus what
-    the running ones still need of it) spread over the parallelism seen so far. None until one
-    trial has finished in this run; 0 when nothing is left."""
+    """Remaining wall time: the work left (each pending trial's expected duration, plus what the
+    running ones still need of theirs) spread over the parallelism seen so far, and never less than
+    one trial's own remaining time. A planned trial is expected to take the mean duration of its
+    (agent, tier) group, or its tier's time limit before one of its group has finished; a trial
+    outside the plan, the mean of all. None when an estimate is missing; 0 when nothing is left."""
     if state.pending == 0 and not state.running:
         return 0.0
-    if not state.durations:
+    overall = _mean(state.durations)
+
+    def expected(trial_id: str) -> Optional[float]:
+        spec = state.plan.get(trial_id)
+        if spec is None:
+            return overall
+        seen = _mean(state.group_durations.get((spec.agent, spec.tier), []))
+        return seen if seen is not None else spec.resources.time_limit
+
+    planned = [expected(t) for t in state.plan if t not in state.running]
+    left = planned + [overall] * max(state.pending - len(planned), 0)
+    for trial in state.running.values():
+        full = expected(trial.trial_id)
+        left.append(None if full is None else max(full - (now - trial.started), 0.0))
+    if None in left:
         return None
-    mean = sum(state.durations) / len(state.durations)
-    left = state.pending * mean
-    left += sum(max(mean - (now - t.started), 0.0) for t in state.running.values())
     parallel = max(len(state.running), state.max_parallel, 1)
-    return left / parallel
+    return max(sum(left) / parallel, *left)
 
 
 def _short_node(node: str) -> str:
@@ -162,15 +186,22 @@ class ProgressCallback(SweepCallback):
         self._drawn_lines = 0  # lines of the last TTY frame, to move back over
         self._last_draw: Optional[float] = None
         self._stop = threading.Event()
+        self._plan: Dict[str, TrialSpec] = {}
         self._ticker_enabled = ticker
         self._thread: Optional[threading.Thread] = None
 
     # -- SweepCallback hooks ------------------------------------------------------------------
+    def on_sweep_plan(self, trials: Sequence[TrialSpec]) -> None:
+        self._plan = {t.trial_id: t for t in trials}
+
     def on_sweep_start(self, sweep: str, total: int, done: int) -> None:
         with self._lock:
             now = self.clock()
-            self.state = ProgressState(sweep=sweep, total=total, done=done, resumed=done, started=now)
-            self._draw(now, force=True)
+            self.state = ProgressState(sweep=sweep, total=total, done=done, resumed=done, started=now,
+                                       plan=dict(self._plan))
+            said = (f"mleray: {total} trials: {done} already recorded (resumed), {total - done} to run" if done
+                    else f"mleray: {total} trials to run")
+            self._draw(now, force=True, above=said)
         if self._ticker_enabled and self._thread is None:
             self._thread = threading.Thread(target=self._tick, name="mleray-progress", daemon=True)
             self._thread.start()
@@ -201,18 +232,21 @@ class ProgressCallback(SweepCallback):
             now = self.clock()
             trial_id = record.get("trial_id", "")
             trial = self.state.running.pop(trial_id, None)
+            spec = self.state.plan.pop(trial_id, None)
             if trial is not None:
-                self.state.durations.append(now - trial.started)
+                spent = now - trial.started
             else:  # never saw it start: fall back on the record's own timings
                 spent = sum(float(record.get(k) or 0.0) for k in ("staging_s", "agent_s", "grading_s"))
-                if spent > 0:
-                    self.state.durations.append(spent)
+            if trial is not None or spent > 0:
+                self.state.durations.append(spent)
+                group = (spec.agent, spec.tier) if spec else (record.get("agent"), record.get("tier"))
+                self.state.group_durations.setdefault(group, []).append(spent)
             if record.get("status") == "failed":
                 self.state.failed += 1
                 self.state.last_failure = f"{trial_id}: {record.get('reason') or 'failed'}"
             else:
                 self.state.done += 1
-            self._draw(now)
+            self._draw(now, above=f"{outcome(record)}, {format_duration(spent)}")
 
     def on_sweep_end(self, records: List[dict], interrupted: bool) -> None:
         self._stop.set()
@@ -232,18 +266,24 @@ class ProgressCallback(SweepCallback):
                 if not self.state.finished:
                     self._draw(self.clock())
 
-    def _draw(self, now: float, force: bool = False) -> None:
-        if not force and self._last_draw is not None and now - self._last_draw < self.interval:
+    def _draw(self, now: float, force: bool = False, above: str = "") -> None:
+        """Draws the view if due (or forced); `above` is a line printed now, above the view."""
+        due = force or self._last_draw is None or now - self._last_draw >= self.interval
+        if not due and not above:
             return
-        self._last_draw = now
-        if self.tty:
+        if self.tty:  # the line scrolls away above; the view is redrawn below it
             size = shutil.get_terminal_size((120, 24))
             frame = render(self.state, now, width=size.columns - 1, max_rows=max(size.lines - 4, 3))
             up = f"\x1b[{self._drawn_lines}F" if self._drawn_lines else "\r"
-            self.stream.write(up + _ANSI_CLEAR_TO_END + frame + "\n")
+            self.stream.write(up + _ANSI_CLEAR_TO_END + (above + "\n" if above else "") + frame + "\n")
             self._drawn_lines = frame.count("\n") + 1
+            due = True
         else:
-            self.stream.write(time.strftime("%H:%M:%S ") + render_line(self.state, now) + "\n")
+            stamp = time.strftime("%H:%M:%S ")
+            self.stream.write((stamp + above + "\n" if above else "")
+                              + (stamp + render_line(self.state, now) + "\n" if due else ""))
+        if due:
+            self._last_draw = now
         self.stream.flush()
 
 

@@ -2,7 +2,8 @@
 
 Works on any `SweepStorage` (a local or shared path, or an object store such as S3). Survives a
 driver killed mid-write: a torn last line is cut off before the next append, and the trial it
-belonged to is simply not done yet. Each trial id is recorded at most once.
+belonged to is simply not done yet. Each trial id is recorded at most once. `config.yaml` holds the
+config the sweep was run with; `config_changes` compares it with another.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from omegaconf import OmegaConf
+
 from mleray.storage import RECORDS, SweepStorage, open_location
+
+CONFIG = "config.yaml"
+# Keys that change neither which trials run nor how they are graded (name and storage only say where
+# the sweep folder is): a resumed sweep may change them freely.
+FREE_KEYS = ("name", "storage", "ray", "max_in_flight", "report", "retries")
+_UNSET = object()
 
 
 class SweepStore:
@@ -64,5 +73,32 @@ class SweepStore:
         """Folds an object store's per-trial parts into one trials.jsonl (at sweep end; a no-op on a path)."""
         self.storage.compact()
 
+    def read_config(self) -> Optional[str]:
+        """The config.yaml the sweep was last run with, or None."""
+        return self.storage.read_file(CONFIG).decode() if self.storage.size(CONFIG) is not None else None
+
     def write_config(self, text: str) -> None:
-        self.storage.write_file("config.yaml", text)
+        self.storage.write_file(CONFIG, text)
+
+
+def config_changes(old: str, new: str) -> List[str]:
+    """`key old -> new` for each setting (dotted key) that differs between two config YAML texts,
+    leaving out FREE_KEYS."""
+    before, after = (OmegaConf.to_container(OmegaConf.create(text)) or {} for text in (old, new))
+    return list(_diff({k: v for k, v in before.items() if k not in FREE_KEYS},
+                      {k: v for k, v in after.items() if k not in FREE_KEYS}))
+
+
+def _diff(old: dict, new: dict, prefix: str = ""):
+    for key in dict.fromkeys([*old, *new]):
+        a, b = old.get(key, _UNSET), new.get(key, _UNSET)
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from _diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            yield f"{prefix}{key} {_show(a)} -> {_show(b)}"
+
+
+def _show(value) -> str:
+    if value is _UNSET:
+        return "(unset)"
+    return str(int(value) if isinstance(value, float) and value.is_integer() else value)

@@ -9,6 +9,8 @@ is a local or shared path, or a pyarrow URI such as s3://bucket/prefix (see mler
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +23,7 @@ from mleray.callbacks import SweepCallback
 from mleray.config import ConfigError, SweepConfig, load_agent, load_sweep, to_yaml
 from mleray.scheduler import Scheduler
 from mleray.storage import RECORDS, StorageError, SweepStorage, open_location, open_sweep_storage
-from mleray.store import SweepStore
+from mleray.store import SweepStore, config_changes
 from mleray.trials import expand
 
 
@@ -62,11 +64,34 @@ def preflight(cfg: SweepConfig) -> tuple[List[str], str, str]:
 
 
 def connect(cfg: SweepConfig) -> None:
-    """Joins the configured cluster, or starts a local Ray."""
+    """Joins the configured cluster, or starts a local Ray. A cluster that does not answer is a one-line
+    ConfigError within seconds (ray.init would retry for minutes): its GCS address ("auto": the
+    running cluster Ray finds) must take a TCP connection, then answer one GCS call."""
     if ray.is_initialized():
         return
-    if cfg.ray.address:
-        ray.init(address=cfg.ray.address, log_to_driver=False)
+    address = cfg.ray.address
+    if address:
+        from ray._private.services import canonicalize_bootstrap_address
+        from ray._raylet import GcsClient
+
+        try:
+            if "://" not in address:  # ray:// (Ray Client) addresses are left to ray.init
+                address = canonicalize_bootstrap_address(address)  # raises when "auto" finds none
+                host, _, port = address.rpartition(":")
+                socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+                saved = os.dup(2)  # the GCS client logs each failed try to fd 2: the error below says it
+                try:
+                    with open(os.devnull, "w") as null:
+                        os.dup2(null.fileno(), 2)
+                        GcsClient(address=address, cluster_id=None)
+                finally:
+                    os.dup2(saved, 2)
+                    os.close(saved)
+            ray.init(address=address, log_to_driver=False)
+        except (OSError, ValueError, ray.exceptions.RayError) as err:
+            reason = getattr(err, "strerror", None) or str(err).splitlines()[0].split(". ")[0] or type(err).__name__
+            raise ConfigError(f"cannot reach the Ray cluster at {cfg.ray.address}: {reason}; start it with "
+                              "ray start --head, or drop ray.address for a local Ray") from None
     else:
         # "local" always starts a fresh instance, never attaching to another user's `ray start`.
         ray.init(address="local", num_cpus=cfg.ray.num_cpus, num_gpus=cfg.ray.num_gpus, include_dashboard=False,
@@ -100,12 +125,21 @@ def open_storage(cfg: SweepConfig, sweep_dir: Optional[Path | str | SweepStorage
 
 
 def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
-        sweep_dir: Optional[Path | str | SweepStorage] = None, actor_cls=None) -> tuple[List[dict], bool]:
-    """Runs or resumes a sweep; returns (all records, completed?)."""
+        sweep_dir: Optional[Path | str | SweepStorage] = None, actor_cls=None,
+        allow_config_change: bool = False) -> tuple[List[dict], bool]:
+    """Runs or resumes a sweep; returns (all records, completed?). Resuming with a config that changes
+    which trials run or how they are graded is a ConfigError unless `allow_config_change`."""
     ids, kind, why = preflight(cfg)
     print(f"mleray: sandbox {kind} ({why})", flush=True)
     store = SweepStore(open_storage(cfg, sweep_dir))
-    store.write_config(to_yaml(cfg))
+    text = to_yaml(cfg)
+    changes = config_changes(store.read_config() or text, text) if store.done else []
+    if changes and not allow_config_change:
+        raise ConfigError(f"{shown(store.storage)} was started with a different config: {', '.join(changes)}; "
+                          "rerun with the same config, pick a new name=, or pass --allow-config-change to go on")
+    if changes:
+        print(f"mleray: warning: going on with a changed config: {', '.join(changes)}", flush=True)
+    store.write_config(text)
     trials = expand(cfg, ids)
     connect(cfg)
     check_fit(cfg)
@@ -114,6 +148,8 @@ def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
 
         reap(cfg.name)
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
+    for cb in callbacks:
+        cb.on_sweep_plan([t for t in trials if t.trial_id not in store.done])
     scheduler = Scheduler(cfg, store, kind, callbacks, **({"actor_cls": actor_cls} if actor_cls else {}))
     completed = scheduler.run(trials)
     store.compact()  # on an object store: one whole trials.jsonl
@@ -173,12 +209,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mleray.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="sweep YAML (default: configs/sweep.yaml)")
     parser.add_argument("--address", help="join a running Ray cluster (e.g. auto)")
+    parser.add_argument("--allow-config-change", action="store_true", help="resume a sweep whose config changed")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seeds=3 tiers.cpu.time_limit=600")
     args = parser.parse_args(argv)
     overrides = list(args.overrides) + ([f"ray.address={args.address}"] if args.address else [])
     try:
         cfg = load_sweep(args.config, overrides)
-        records, completed = run(cfg)
+        records, completed = run(cfg, allow_config_change=args.allow_config_change)
         storage = open_storage(cfg)
     except (ConfigError, competitions.CompetitionError, StorageError) as err:
         print(f"mleray: {err}", file=sys.stderr)

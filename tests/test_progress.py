@@ -94,9 +94,11 @@ def test_plain_mode_prints_few_single_lines():
     out, clock = io.StringIO(), _Clock()
     cb = ProgressCallback(stream=out, interval=30, tty=False, clock=clock, ticker=False)
     _drive(cb, clock)
-    lines = out.getvalue().splitlines()
+    lines = [line for line in out.getvalue().splitlines() if "[s] " in line]  # the status lines
     # start, one periodic line (t=40 is 30 s after the start line), end: not one line per event
     assert len(lines) == 3, lines
+    # besides them only the resume summary at the start and one line per trial that ended
+    assert len(out.getvalue().splitlines()) == 3 + 1 + 2
     assert "\x1b" not in out.getvalue()
     assert lines[0].endswith("[s] 1/3 done, 0 failed, 0 running, 2 pending, elapsed 0:00:00, ETA ?")
     assert lines[-1].endswith("3/3 done, 1 failed, 0 running, 0 pending, 1 retried, elapsed 0:00:40, ETA 0:00:00 (finished)")
