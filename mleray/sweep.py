@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence
 
 import ray
 
-from mleray import competitions
+from mleray import competitions, paths
 from mleray.callbacks import SweepCallback
 from mleray.config import ConfigError, SweepConfig, load_agent, load_sweep, to_yaml
 from mleray.scheduler import Scheduler
@@ -205,13 +205,20 @@ def shown(storage: SweepStorage, path: str = "") -> str:
     return storage.location.split("?", 1)[0] + (f"/{path}" if path else "")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m mleray.sweep` (tests/test_readme.py parses the README's with it)."""
     parser = argparse.ArgumentParser(prog="python -m mleray.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="sweep YAML (default: configs/sweep.yaml)")
     parser.add_argument("--address", help="join a running Ray cluster (e.g. auto)")
     parser.add_argument("--allow-config-change", action="store_true", help="resume a sweep whose config changed")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seeds=3 tiers.cpu.time_limit=600")
-    args = parser.parse_args(argv)
+    paths.add_search_flags(parser)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = main_parser().parse_args(argv)
+    paths.apply_search_flags(args)
     overrides = list(args.overrides) + ([f"ray.address={args.address}"] if args.address else [])
     try:
         cfg = load_sweep(args.config, overrides)

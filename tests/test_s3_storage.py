@@ -87,8 +87,8 @@ def test_bad_storage_uri_is_one_line_exit_2(capsys, bwrap_path):
     assert len(err.strip().splitlines()) == 1
 
 
-def _sweep(root: str, seeds: int, env: dict) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "mleray.sweep", "name=s3sweep", f"storage={root}", "competitions=[titanic]",
+def _sweep(root: str, seeds: int, env: dict, *flags: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "mleray.sweep", *flags, "name=s3sweep", f"storage={root}", "competitions=[titanic]",
                "agents=[dummy]", f"seeds={seeds}", "sandbox=bwrap", "tiers.cpu.memory_gb=1", "ray.num_cpus=2"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
@@ -103,7 +103,7 @@ def test_sweep_on_s3_end_to_end_and_resume(s3_root, tmp_path, bwrap_path):
     before = [json.loads(l) for l in storage.read_file("trials.jsonl").decode().splitlines()]
     assert [r["trial_id"] for r in before] == ["dummy__titanic__cpu__s0"]
 
-    second = _sweep(s3_root, 2, env)  # resume with one more seed: s0 is not re-run
+    second = _sweep(s3_root, 2, env, "--allow-config-change")  # resume with one more seed: s0 is not re-run
     assert second.returncode == 0, second.stderr[-3000:]
     lines = storage.read_file("trials.jsonl").decode().splitlines()  # compacted: every record in one object
     records = [json.loads(l) for l in lines]
