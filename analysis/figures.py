@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 FORMATS = ("png", "svg")
 
@@ -61,7 +62,7 @@ def pass_at_k(rows: pd.DataFrame, keys: Sequence[str], out_dir: Path, name: str 
     ax.set_xlabel("k (attempts)")
     ax.set_ylabel("pass@k (%)")
     ax.set_ylim(-2, 108)
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("pass@k (any medal)")
     _legend(ax)
     return _save(fig, out_dir, name)

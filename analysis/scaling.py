@@ -18,7 +18,7 @@ import pandas as pd
 
 from mleray.records import TrialResult
 
-from .tables import METRICS, group_keys, medal_rows
+from .tables import METRIC_NAMES, group_keys, medal_rows
 
 _DEFAULTS = TrialResult(competition_id="").to_dict()
 
@@ -104,7 +104,7 @@ def factor_levels(df: pd.DataFrame, factor: str) -> List:
 
 def factor_table(df: pd.DataFrame, split: str, factor: str = "tier", reference=None,
                  pad_missing: bool = False, by: Optional[List[str]] = None,
-                 metrics: Sequence[str] = tuple(m for m, _ in METRICS)) -> pd.DataFrame:
+                 metrics: Sequence[str] = METRIC_NAMES) -> pd.DataFrame:
     """Rows (group…, factor level, n_seeds, per metric mean, sem, diff to reference, diff_se)."""
     by = [k for k in (by or ["agent"]) if k != factor]
     levels = factor_levels(df, factor)

@@ -27,6 +27,7 @@ METRICS: Tuple[Tuple[str, str], ...] = (
     ("gold_medal", "Gold"),
     ("any_medal", "Any medal"),
 )
+METRIC_NAMES = tuple(name for name, _ in METRICS)
 SUMMARY_METRICS = ("submission_exists", "valid_submission", "above_median", "any_medal")
 PRESENT = "present"  # pseudo-split: the competitions the data holds
 
@@ -39,6 +40,8 @@ def group_keys(df: pd.DataFrame) -> List[str]:
 class Split(str):
     """A split given by its competitions rather than looked up by name: what a sweep's config.yaml
     runs ("titanic (1 of offline-lite's 3)"). A str, so it names tables like any split."""
+
+    ids: List[str]
 
     def __new__(cls, name: str, ids: Sequence[str]):
         split = super().__new__(cls, name)
@@ -89,7 +92,7 @@ def coverage(counts: Dict[str, int], split: str, pad_missing: bool = False) -> T
 
 
 def seed_matrix(group: pd.DataFrame, competition_ids: Sequence[str], num_seeds: int,
-                columns: Sequence[str] = tuple(m for m, _ in METRICS)) -> np.ndarray:
+                columns: Sequence[str] = METRIC_NAMES) -> np.ndarray:
     """Boolean array (seeds, competitions, columns): entry i of each competition in reading order
     is seed i; a competition with fewer than `num_seeds` entries is padded with failing ones."""
     group = group.sort_values("order", kind="stable")
@@ -149,7 +152,7 @@ def cell(mean: float, sem: float) -> str:
 
 
 def medal_table(df: pd.DataFrame, split: str, pad_missing: bool = False,
-                by: Optional[List[str]] = None, metrics: Sequence[str] = tuple(m for m, _ in METRICS)) -> pd.DataFrame:
+                by: Optional[List[str]] = None, metrics: Sequence[str] = METRIC_NAMES) -> pd.DataFrame:
     """The printable medal table of one split: a column per metric, cells `mean±sem`."""
     rows = medal_rows(df, split, pad_missing, by)
     by = by or group_keys(df)

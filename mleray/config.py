@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Dict, List, Optional, get_args, get_origin, get_type_hints
+from typing import Any, Dict, List, Optional, cast, get_args, get_origin, get_type_hints
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf, ValueNode
@@ -114,9 +114,9 @@ def _problem(err: Exception) -> str:
     mark = getattr(err, "problem_mark", None)
     if mark is None:
         return str(err).splitlines()[0]
-    start = err.context_mark
-    context = f" ({err.context} at line {start.line + 1}, column {start.column + 1})" if err.context and start else ""
-    return f"line {mark.line + 1}, column {mark.column + 1}: {err.problem}{context}"
+    start, context = getattr(err, "context_mark", None), getattr(err, "context", None)
+    where = f" ({context} at line {start.line + 1}, column {start.column + 1})" if context and start else ""
+    return f"line {mark.line + 1}, column {mark.column + 1}: {getattr(err, 'problem', '')}{where}"
 
 
 def _one_line(err: OmegaConfBaseException, schema: Any, source: Optional[Path] = None) -> str:
@@ -139,9 +139,11 @@ def _merge(schema: Any, base: Any, part: Any, source: Optional[Path] = None) -> 
     """`part` (a file's config, or with no source the overrides) merged over `base`, a config of `schema`;
     one source at a time so that an error can name the file and how to write the fix."""
     try:
-        return OmegaConf.merge(base, part)
+        merged = OmegaConf.merge(base, part)
     except OmegaConfBaseException as err:
         raise ConfigError(_one_line(err, schema, source)) from None
+    assert isinstance(merged, DictConfig)  # a structured schema merges into a mapping
+    return merged
 
 
 def _read_yaml(path: Path) -> DictConfig:
@@ -172,7 +174,8 @@ def _validate_tier(name: str, tier: TierConfig) -> None:
     if tier.memory_gb <= 0:
         raise ConfigError(f"bad value for '{where}.memory_gb': {tier.memory_gb} (must be > 0)")
     if tier.gpus < 0 or (tier.gpus > 1 and tier.gpus != int(tier.gpus)):
-        raise ConfigError(f"bad value for '{where}.gpus': {tier.gpus} (allowed: 0, a fraction below 1, or a whole number)")
+        raise ConfigError(f"bad value for '{where}.gpus': {tier.gpus} "
+                          "(allowed: 0, a fraction below 1, or a whole number)")
     if tier.time_limit <= 0:
         raise ConfigError(f"bad value for '{where}.time_limit': {tier.time_limit} (seconds, must be > 0)")
 
@@ -219,7 +222,7 @@ def load_sweep(path: str | Path | None = None, overrides: List[str] | None = Non
     dotlist = OmegaConf.merge(OmegaConf.create(), *map(_override, overrides or []))
     merged = _merge(SweepConfig, OmegaConf.structured(SweepConfig), file_cfg, path)
     merged = _merge(SweepConfig, merged, dotlist)
-    cfg: SweepConfig = OmegaConf.to_object(merged)
+    cfg = cast(SweepConfig, OmegaConf.to_object(merged))
     if not cfg.tiers and "tiers" not in file_cfg and "tiers" not in dotlist:
         cfg.tiers = {"cpu": TierConfig()}
     return validate(cfg)
@@ -230,12 +233,14 @@ def load_agent(name: str, agents_dir: Path | None = None) -> AgentConfig:
     against the yaml's folder."""
     found = agents_dir / f"{name}.yaml" if agents_dir else paths.find("agents", f"{name}.yaml")
     if found is None or not found.is_file():
-        known = ", ".join(sorted(p.stem for p in agents_dir.glob("*.yaml")) if agents_dir else paths.names("agents", "*.yaml"))
+        names = sorted(p.stem for p in agents_dir.glob("*.yaml")) if agents_dir else list(paths.names("agents",
+                                                                                                    "*.yaml"))
+        known = ", ".join(names)
         raise ConfigError(f"unknown agent '{name}' (known: {known}; {paths.where_to_add('agents', name + '.yaml')})")
     path = found
     merged = _merge(AgentConfig, OmegaConf.structured(AgentConfig(name=name)), _read_yaml(path), path)
     try:
-        agent: AgentConfig = OmegaConf.to_object(merged)  # resolves ${builtin_agent:...} and the like
+        agent = cast(AgentConfig, OmegaConf.to_object(merged))  # resolves ${builtin_agent:...} and the like
     except OmegaConfBaseException as err:
         raise ConfigError(f"bad value in {path}: {str(err).splitlines()[0]}") from None
     for attr in ("build_context", "code"):

@@ -26,9 +26,9 @@ import re
 import shutil
 import time
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 from pathlib import Path
 from typing import List, Optional, Tuple
+from urllib.parse import urlsplit, urlunsplit
 
 RECORDS = "trials.jsonl"
 PARTS = "trials.parts"  # append parts on filesystems without append; compacted into trials.jsonl
@@ -358,8 +358,8 @@ def open_location(location: str | Path, repair: bool = True) -> SweepStorage:
     if not _is_uri(location):
         path = Path(location).expanduser()
         return LocalSweepStorage(path.parent, path.name, repair=repair)
-    scheme, netloc, path, query, fragment = urlsplit(location)
-    parent, _, sweep = path.rstrip("/").rpartition("/")
+    scheme, netloc, uri_path, query, fragment = urlsplit(location)
+    parent, _, sweep = uri_path.rstrip("/").rpartition("/")
     if not sweep:
         raise StorageError(f"cannot open sweep location {location!r}: it names no sweep folder")
     return ArrowSweepStorage(urlunsplit((scheme, netloc, parent, query, fragment)), sweep, repair=repair)

@@ -20,8 +20,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from mleray.competitions.registry import (Competition, CompetitionError, PreparedCompetition,
-                                          _mlebench_module, missing_requirements)
+from mleray.competitions.registry import (
+    Competition,
+    CompetitionError,
+    PreparedCompetition,
+    _mlebench_module,
+    missing_requirements,
+)
 from mleray.paths import cache_dir
 
 DONE = ".prepared"  # marker written last inside the cache entry
@@ -30,6 +35,7 @@ HASHED_FILES = ("config.yaml", "prepare.py", "description.md")
 
 def content_hash(comp: Competition) -> str:
     """12 hex digits over the files that determine the prepared data."""
+    assert comp.root is not None  # only local competitions (a folder) are prepared here
     digest = hashlib.sha256()
     for name in HASHED_FILES:
         path = comp.root / name
@@ -49,10 +55,12 @@ def _prepared(comp: Competition, entry: Path) -> PreparedCompetition:
 
 
 def _run_prepare_script(comp: Competition, public: Path, private: Path) -> None:
-    script = comp.root / "prepare.py"
-    if not script.is_file():
+    script = comp.root / "prepare.py" if comp.root else None
+    if script is None or not script.is_file():
         raise CompetitionError(f"competition {comp.id!r} has no prepare.py in {comp.root}")
     spec = importlib.util.spec_from_file_location(f"mleray_prepare_{comp.id.replace('-', '_')}", script)
+    if spec is None or spec.loader is None:
+        raise CompetitionError(f"competition {comp.id!r}: cannot load {script}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not hasattr(module, "prepare"):

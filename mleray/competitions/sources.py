@@ -30,7 +30,7 @@ def package_file(distribution: str, version: str, relpath: str, expected_sha256:
         raise SourceError(f"the pip package {distribution}=={version} is not installed: {install}") from None
     if dist.version != version:
         raise SourceError(f"{distribution} {dist.version} is installed but {version} is pinned: {install}")
-    path = Path(dist.locate_file(relpath))
+    path = Path(str(dist.locate_file(relpath)))
     if not path.is_file():
         raise SourceError(f"{distribution}=={version} has no file {relpath} (reinstall: {install} --force-reinstall)")
     got = sha256(path)

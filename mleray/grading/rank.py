@@ -122,7 +122,7 @@ def rank(score: Optional[float], leaderboard: Optional[Leaderboard]) -> dict:
     t = leaderboard.thresholds()
     lower = leaderboard.is_lower_better
     gold = silver = bronze = above = False
-    if _usable(score):
+    if score is not None and _usable(score):
         s = float(score)
 
         def at_least(threshold: float) -> bool:

@@ -128,8 +128,8 @@ def descriptions(comp) -> Descriptions:
     (the package's competition folder; MLE-bench's prepare does not copy it into public/)."""
     public, _ = folders(comp)
     folder = Path(comp.root) if getattr(comp, "root", None) else catalog.package_competition_dir(comp.id)
-    original = public / "description.md"
-    if not original.is_file():
+    original: Optional[Path] = public / "description.md"
+    if not (public / "description.md").is_file():
         original = folder / "description.md" if folder and (folder / "description.md").is_file() else None
     obfuscated = folder / "description_obfuscated.md" if folder else None
     if obfuscated is not None and not obfuscated.is_file():

@@ -43,7 +43,7 @@ def _cpu_count() -> int:
         except OSError:
             pass
     try:
-        if quota not in (None, "max", "-1"):
+        if quota is not None and period is not None and quota not in ("max", "-1"):
             count = min(count, max(1, math.ceil(int(quota) / int(period))))
     except ValueError:
         pass
@@ -429,7 +429,7 @@ class Searcher:
             splitter = StratifiedKFold(folds, shuffle=True, random_state=SEED)
             self.splits = list(splitter.split(self.x, target.astype(str)))
         self.eval_rows = np.sort(np.concatenate([va for _, va in self.splits]))
-        self.results = {}  # name -> (score, oof, test)
+        self.results: dict = {}  # name -> (score, oof, test)
         self.best_score, self.best_name = None, None
         log(f"features: {len(self.feats.numeric)} numeric ({len(self.feats.skewed)} skewed), "
             f"{len(self.feats.categorical)} categorical, {len(self.feats.text)} text, "
