@@ -28,8 +28,10 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, List, Optional
 
-from mleray.config import AgentConfig, ConfigError, load_agent
 from mleray import paths
+from mleray.config import AgentConfig, ConfigError, load_agent
+from mleray.sandbox.docker import engine
+from mleray.sandbox.docker.engine import image_exists
 
 BASE_TAG = "mleray-base:local"
 SUITE = "bookworm"
@@ -52,26 +54,11 @@ Log = Callable[[str], None]
 
 
 def _client():
-    import docker
-
+    """The engine's client from the project's one factory; no engine is an ImageError here."""
     try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as err:
-        raise ImageError(f"no Docker engine answers ({err}); start dockerd, e.g. `(setsid dockerd >/tmp/dockerd.log 2>&1 &)`") from None
-    return client
-
-
-def image_exists(tag: str, client=None) -> bool:
-    """Whether the local engine has an image with this tag (False when no engine answers)."""
-    import docker
-
-    try:
-        client = client or docker.from_env()
-        client.images.get(tag)
-        return True
-    except Exception:
-        return False
+        return engine.client()
+    except engine.EngineError as err:
+        raise ImageError(str(err)) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from mleray.sandbox.base import SandboxError
-from mleray.sandbox.docker import DockerSandbox, container_kwargs, reap
+from mleray.sandbox.docker import DockerSandbox, container_kwargs
 from mleray.sandbox.validation import ValidationServer, socket_path_for
 from test_docker_fixtures import base_image, make_spec, trial_dirs  # noqa: F401  (fixtures)
 
@@ -229,11 +229,11 @@ def test_reap_removes_labelled_containers(docker_client, base_image, trial_dirs)
     for box in boxes:
         box.start()
     try:
-        assert reap("reap-a") == 2
+        assert DockerSandbox.reap("reap-a") == 2
         left = docker_client.containers.list(all=True, filters={"label": "mleray.sweep=reap-a"})
         assert left == []
         assert len(docker_client.containers.list(all=True, filters={"label": "mleray.sweep=reap-b"})) == 1
-        assert reap("reap-b") == 1 and reap("reap-b") == 0
+        assert DockerSandbox.reap("reap-b") == 1 and DockerSandbox.reap("reap-b") == 0
     finally:
         for box in boxes:
             box.kill()

@@ -32,10 +32,9 @@ import pandas as pd
 from mleray.grading.rank import Leaderboard, LeaderboardError, rank
 from mleray.grading.validate import _first_line, check_score, validate_submission
 from mleray.records import MLEBENCH_REPORT_KEYS
+from mleray.sandbox.validation import VALID_MESSAGE
 
 log = logging.getLogger(__name__)
-
-VALID_MESSAGE = "Submission is valid."
 
 
 # ----------------------------------------------------------------------------------- helpers

@@ -1,4 +1,4 @@
-"""The sandbox interface every backend implements (docker, bwrap).
+"""The sandbox interface every backend implements (see `mleray.sandbox.registry` for the backends).
 
 A sandbox runs one agent command with MLE-bench's layout inside:
   /home/data (read-only public data with description.md), /home/instructions.txt,
@@ -13,11 +13,18 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence
+
+if TYPE_CHECKING:
+    from mleray.config import AgentConfig
 
 
 class SandboxError(RuntimeError):
     """The backend could not create, start or control the sandbox (not the agent's fault)."""
+
+
+class NotStarted(SandboxError):
+    """logs() or wait() was called on a sandbox that start() has not started."""
 
 
 @dataclass
@@ -62,30 +69,52 @@ class ExitInfo:
 
 
 class Sandbox(abc.ABC):
-    """One agent run. Use as: start(); for line in logs(): ...; wait(deadline); kill() on abort."""
+    """One agent run. Use as: start(); for line in logs(): ...; wait(deadline); kill() on abort.
 
-    def __init__(self, spec: SandboxSpec):
+    A backend is a subclass registered by name in `mleray.sandbox.registry`; its class methods
+    answer for the backend as a whole (can it run here, clean up after a sweep)."""
+
+    def __init__(self, spec: SandboxSpec, grace_period: float = 10.0):
+        """`spec`: what to run and with which limits; `grace_period`: seconds between SIGTERM and
+        SIGKILL at the time limit. Touches nothing: start() does."""
         self.spec = spec
+        self.grace_period = float(grace_period)
+
+    @classmethod
+    @abc.abstractmethod
+    def problem(cls, agents: Sequence["AgentConfig"]) -> Optional[str]:
+        """Why this backend cannot run `agents` on this machine, as one line naming the fix, or None
+        when it can. Never raises."""
+
+    @classmethod
+    def reap(cls, sweep: str) -> int:
+        """Removes what sandboxes of the sweep named `sweep` left behind (a crashed driver or node).
+        Returns how many it removed; 0 where the backend leaves nothing behind.
+        Raises SandboxError when the backend cannot be reached to clean up."""
+        return 0
 
     @abc.abstractmethod
     def start(self) -> None:
-        """Creates and starts the sandbox. Raises SandboxError when the backend cannot."""
+        """Creates and starts the sandbox, making the spec's writable folders. Call once.
+        Raises SandboxError when the backend cannot (missing tool, engine, image or input folder)."""
 
     @abc.abstractmethod
     def logs(self) -> Iterator[str]:
         """Yields the agent's stdout+stderr as lines (no trailing newline), in order, until it exits.
 
-        A final partial line without a newline is yielded too. Safe to call once, from one thread.
-        """
+        A final partial line without a newline is yielded too. Safe to call once, from one thread
+        (it may run beside wait()). Raises NotStarted before start()."""
 
     @abc.abstractmethod
     def wait(self, timeout: float) -> ExitInfo:
         """Waits up to `timeout` seconds; at the deadline sends SIGTERM, waits the grace period,
-        then kills. Returns how it ended (timed_out=True when the deadline was hit)."""
+        then kills. Returns how it ended (timed_out=True when the deadline was hit); an agent's
+        failure is an ExitInfo, never an exception. Raises NotStarted before start()."""
 
     @abc.abstractmethod
     def kill(self) -> None:
-        """Stops the sandbox now and removes what it created. Idempotent; never raises."""
+        """Stops the sandbox now and removes what it created. Idempotent, safe before start() and
+        from another thread; never raises."""
 
     def __enter__(self) -> "Sandbox":
         self.start()

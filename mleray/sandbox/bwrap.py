@@ -16,22 +16,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional, Sequence
 
 import psutil
 
 from mleray.sandbox import validation
-from mleray.sandbox.base import ExitInfo, Sandbox, SandboxError, SandboxSpec
+from mleray.sandbox.base import ExitInfo, NotStarted, Sandbox, SandboxError, SandboxSpec
 
 UID = 1000
 _PYTHON_NAMES = {"python", "python3", "python3.11"}
-
-
-def available() -> tuple[bool, str]:
-    path = shutil.which("bwrap")
-    return (True, f"bubblewrap at {path}") if path else (False, "bwrap is not on PATH (apt-get install bubblewrap)")
 
 
 def _python_roots() -> List[str]:
@@ -41,10 +35,18 @@ def _python_roots() -> List[str]:
 
 
 class BwrapSandbox(Sandbox):
+    """One agent run under bwrap. See the module's docstring."""
+
     def __init__(self, spec: SandboxSpec, grace_period: float = 10.0):
-        super().__init__(spec)
-        self.grace_period = grace_period
+        super().__init__(spec, grace_period)
         self.proc: subprocess.Popen | None = None
+
+    @classmethod
+    def problem(cls, agents: Sequence = ()) -> Optional[str]:
+        """None when `bwrap` is on PATH (it runs any agent, with the host's Python)."""
+        if shutil.which("bwrap") is None:
+            return "bubblewrap is not installed (`bwrap` is not on PATH; apt-get install -y bubblewrap)"
+        return None
 
     def command_line(self) -> List[str]:
         """The full bwrap invocation (a pure function of the spec; tests inspect it)."""
@@ -96,8 +98,9 @@ class BwrapSandbox(Sandbox):
         os.sched_setaffinity(0, cpus[-self._cores():])
 
     def start(self) -> None:
-        if not available()[0]:
-            raise SandboxError(available()[1])
+        problem = self.problem()
+        if problem:
+            raise SandboxError(problem)
         for folder in (self.spec.submission_dir, self.spec.code_dir, self.spec.logs_dir):
             Path(folder).mkdir(parents=True, exist_ok=True)
         try:
@@ -105,10 +108,10 @@ class BwrapSandbox(Sandbox):
                                          stderr=subprocess.STDOUT, preexec_fn=self._limits, start_new_session=True)
         except OSError as err:
             raise SandboxError(f"cannot start bwrap: {err}") from err
-        self.started = time.monotonic()
 
     def logs(self) -> Iterator[str]:
-        assert self.proc and self.proc.stdout, "start() first"
+        if self.proc is None:
+            raise NotStarted("logs() before start()")
         for raw in iter(self.proc.stdout.readline, b""):
             yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
@@ -126,7 +129,8 @@ class BwrapSandbox(Sandbox):
                 pass
 
     def wait(self, timeout: float) -> ExitInfo:
-        assert self.proc, "start() first"
+        if self.proc is None:
+            raise NotStarted("wait() before start()")
         try:
             code = self.proc.wait(timeout=max(0.0, timeout))
             return ExitInfo(exit_code=code, reason=f"exit {code}" if code else "")

@@ -47,7 +47,7 @@ MAX_UPLOAD = 2 * 1024**3  # bytes; bigger posts are refused with a reason
 
 ValidateFn = Callable[[Path], Tuple[bool, str]]
 
-VALID_MESSAGE = "Submission is valid."
+VALID_MESSAGE = "Submission is valid."  # MLE-bench's; also what grading.validate_only returns
 INVALID_PREFIX = "Submission invalid! "
 
 
@@ -165,10 +165,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(404, {"error": f"unknown path {self.path} (POST a file to /validate)"})
 
     def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
         if self.path.rstrip("/") != "/validate":
+            self.rfile.read(min(length, 1 << 20))  # a small body is read, so the client gets the 404, not EPIPE
             self._send(404, {"error": f"unknown path {self.path} (POST a file to /validate)"})
             return
-        length = int(self.headers.get("Content-Length") or 0)
         if length <= 0:
             self._send(400, {"error": "empty request (POST a file: curl -X POST -F file=@submission.csv http://localhost:5000/validate)"})
             return
@@ -285,7 +286,3 @@ class ValidationServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-
-def remove_socket_dir(socket_path: Path) -> None:
-    """Removes the socket's own folder after the trial (it holds nothing else)."""
-    shutil.rmtree(Path(socket_path).parent, ignore_errors=True)

@@ -1,0 +1,9 @@
+"""The Docker backend: `engine` (the one client factory), `spec` (the container a SandboxSpec makes,
+pure), `sandbox` (the lifecycle: DockerSandbox). Images are built by mleray.images (`mleray images build`)."""
+
+from mleray.sandbox.docker.sandbox import DockerSandbox
+from mleray.sandbox.docker.spec import container_kwargs
+
+reap = DockerSandbox.reap  # for sweep.py's `from mleray.sandbox.docker import reap`, until it asks the registry
+
+__all__ = ["DockerSandbox", "container_kwargs", "reap"]

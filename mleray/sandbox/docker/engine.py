@@ -1,0 +1,65 @@
+"""Access to the Docker engine: the one client factory of the project (the sandbox, image building and
+the tests use it), and the questions asked of the engine before a sweep."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Dict, Optional
+
+import docker
+
+from mleray.sandbox.base import SandboxError
+
+_ADDRESS = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")  # what docker.from_env reads
+_clients: Dict[tuple, docker.DockerClient] = {}
+_lock = threading.Lock()
+
+
+class EngineError(SandboxError):
+    """No Docker engine answers at the configured address."""
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one short line (the docker SDK's messages run over several)."""
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
+
+
+def no_engine(err: BaseException) -> str:
+    """The one-line message for an engine that does not answer, with `err` as the cause."""
+    return f"no Docker engine answers ({one_line(err)}); start dockerd, or use sandbox=bwrap"
+
+
+def client(timeout: Optional[int] = 120) -> docker.DockerClient:
+    """The process's client for the engine at $DOCKER_HOST with this read timeout in seconds (None:
+    none, for following logs), made once: each new client asks the engine its API version, which costs
+    start-up time. Thread-safe. Raises EngineError when no engine answers."""
+    key = (timeout, *(os.environ.get(name) for name in _ADDRESS))
+    with _lock:
+        if key not in _clients:
+            try:
+                _clients[key] = docker.from_env(timeout=timeout, max_pool_size=64)
+            except Exception as err:
+                raise EngineError(no_engine(err)) from None
+        return _clients[key]
+
+
+def problem() -> Optional[str]:
+    """Why no Docker engine answers here, as one line naming the fix; None when one does."""
+    try:
+        client(timeout=10).ping()
+        return None
+    except EngineError as err:
+        return str(err)
+    except Exception as err:  # a client made earlier, and the engine went away since
+        return no_engine(err)
+
+
+def image_exists(tag: str, engine: Optional[docker.DockerClient] = None) -> bool:
+    """Whether the engine (`engine`, else the local one) has this image; False when no engine answers."""
+    try:
+        (engine or client(timeout=10)).images.get(tag)
+        return True
+    except Exception:
+        return False
