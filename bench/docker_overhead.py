@@ -3,7 +3,7 @@
 In the same run, alternating, with several repetitions each (median reported):
 - bare:  `docker run --rm --network none IMAGE true` (the docker CLI, what a person would type),
          and the same through the docker SDK (containers.run(..., remove=True));
-- trial: `mleray.runner.run_trial(...)` with sandbox_kind="docker" for a no-op agent (command
+- trial: `mleray.runner.run_trial(job)` with sandbox_kind "docker" for a no-op agent (command
          `true` in the same image) on a prepared competition: fresh trial folders, the outside
          validation server and the shim inside, the hardened container with its limits and mounts,
          log streaming, waiting, removal, grading of the (absent) submission and result.json.
@@ -32,15 +32,15 @@ sys.path.insert(0, str(ROOT))
 
 from mleray import images, runner  # noqa: E402
 from mleray.config import AgentConfig, SweepConfig, TierConfig  # noqa: E402
-from mleray.trials import TrialSpec  # noqa: E402
+from mleray.trials import TrialJob, TrialSpec  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
 
 def machine() -> dict:
-    import docker
+    from mleray.sandbox.docker import engine
 
-    info = docker.from_env().info()
+    info = engine.client().info()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     return {
         "cpus": os.cpu_count(),
@@ -70,7 +70,7 @@ def bare_sdk(client, image: str) -> float:
 
 def trial(sweep_dir: Path, cfg: SweepConfig, spec: TrialSpec) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    record = runner.run_trial(spec, cfg, sweep_dir, attempt=0, sandbox_kind="docker")
+    record = runner.run_trial(TrialJob.of(cfg, spec, sweep_dir, "docker"))
     took = time.perf_counter() - t0
     assert record.exit_code == 0 and record.sandbox == "docker", record
     return took, {"staging_s": record.staging_s, "agent_s": record.agent_s, "grading_s": record.grading_s}
@@ -84,9 +84,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(RESULTS / "docker_overhead"))
     args = parser.parse_args(argv)
 
-    import docker
+    from mleray.sandbox.docker import engine
 
-    client = docker.from_env()
+    client = engine.client()
     if not images.image_exists(args.image, client):
         print(f"{args.image} missing: building the dummy agent offline", flush=True)
         images.build(["dummy"], offline=True)

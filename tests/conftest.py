@@ -31,10 +31,10 @@ def mlebench_data() -> Path:
 @pytest.fixture(scope="session")
 def docker_client():
     """A docker SDK client for the local engine."""
-    try:
-        import docker
+    from mleray.sandbox.docker import engine
 
-        client = docker.from_env()
+    try:
+        client = engine.client()
         client.ping()
     except Exception as err:  # engine absent or not answering
         require(False, f"no Docker engine answers ({err})")
