@@ -5,9 +5,9 @@ grading reports are read sorted by path and their entries sorted by competition 
 MLE-bench's `experiments/aggregate_grading_reports.py`; a sweep's records are read by
 (seed, competition id), so seed i of a sweep is its i-th seed. The `order` column keeps it.
 
-A sweep retries failed trials: of the records sharing a `trial_id`, the graded one with the
-highest attempt is kept (else the last attempt). A failed record stays in the frame with every
-flag false — in the tables it counts as a failing entry, as a crashed run does in MLE-bench.
+A sweep's records are read by `mleray.records.read_records`: one per trial, a retry superseding
+the attempt before it. A failed record stays in the frame with every flag false — in the tables
+it counts as a failing entry, as a crashed run does in MLE-bench.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import pandas as pd
 import yaml
 
-from mleray.records import MLEBENCH_REPORT_KEYS, TrialResult
+from mleray.records import MLEBENCH_REPORT_KEYS, TrialResult, read_file
 
 from . import splits
 from .tables import Split, listed
@@ -37,35 +37,6 @@ def agent_from_report_path(path: Path) -> str:
     """The agent of a report without agent info: its folder's name, less a run-group suffix
     (`famou-agent_group2` → `famou-agent`, so the seeds of one experiment group together)."""
     return _RUN_GROUP_SUFFIX.sub("", path.resolve().parent.name) or path.resolve().parent.name
-
-
-def read_records(path: Path) -> List[Dict[str, Any]]:
-    """The JSON objects of a `trials.jsonl`, with a clear error naming a bad line."""
-    lines = [(n, line) for n, line in enumerate(Path(path).read_text().splitlines(), 1) if line.strip()]
-    records = []
-    for number, line in lines:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            if number == lines[-1][0]:  # a half-written last line: the driver died mid-append
-                break
-            raise ValueError(f"{path}:{number} is not valid JSON ({err}); fix or delete that line") from err
-    return records
-
-
-def _dedupe(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    best: Dict[str, Dict[str, Any]] = {}
-    out = []
-    for r in records:
-        key = r.get("trial_id") or ""
-        if not key:
-            out.append(r)
-            continue
-        old = best.get(key)
-        rank = (r.get("status") == "graded", r.get("attempt", 0))
-        if old is None or rank >= (old.get("status") == "graded", old.get("attempt", 0)):
-            best[key] = r
-    return out + list(best.values())
 
 
 def _config(sweep: Path) -> Dict[str, Any]:
@@ -87,7 +58,7 @@ def sweep_records(sweep: Path) -> List[Dict[str, Any]]:
         return []  # started, no trial finished yet
     if not path.is_file():
         raise FileNotFoundError(f"{sweep} has no trials.jsonl: is it a sweep directory?")
-    records = _dedupe(read_records(path))
+    records = read_file(path)
     for r in records:
         r.setdefault("source", str(path))
     return sorted(records, key=lambda r: (int(r.get("seed", 0)), str(r["competition_id"]),

@@ -10,12 +10,12 @@ that has not started yet is waited for, unless the sweep's config.yaml says it h
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import List, Optional, Sequence, TextIO, Tuple
 
+from mleray.records import read_records
 from mleray.storage import StorageError, SweepStorage, open_sweep_storage
 
 LOG = "agent.log"
@@ -30,15 +30,8 @@ class NotStarted(LogsError):
 
 
 def _records(storage: SweepStorage) -> dict:
-    out = {}
-    for line in storage.read_lines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "trial_id" in record:
-            out[record["trial_id"]] = record
-    return out
+    """{trial id: its record} so far; a bad line is skipped, as a live view must keep going."""
+    return {r["trial_id"]: r for r in read_records(storage.read_lines(), strict=False) if "trial_id" in r}
 
 
 def _some(ids: List[str]) -> str:

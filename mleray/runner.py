@@ -7,6 +7,7 @@ sandbox -> write result.json -> return the TrialResult.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -163,7 +164,7 @@ def _run_in(paths: TrialPaths, spec: TrialSpec, cfg: SweepConfig, attempt: int, 
         gpus=spec.resources.gpus, time_limit=spec.resources.time_limit, snapshots=snapshots)
     # relative to the sweep folder, so the same whatever the storage
     record.submission_path = f"trials/{spec.trial_id}/{final.relative_to(paths.root)}" if final.exists() else None
-    paths.result.write_text(__import__("json").dumps(record.to_dict(), indent=2, default=str))
+    paths.result.write_text(json.dumps(record.to_dict(), indent=2, default=str))
     return record
 
 
@@ -173,12 +174,3 @@ _SNAPSHOT_KEYS = ("score", "valid_submission", "above_median", "any_medal", "gol
 
 def _snapshot_fields(grade: dict) -> dict:
     return {key: grade.get(key) for key in _SNAPSHOT_KEYS}
-
-
-def failed_record(spec: TrialSpec, attempt: int, reason: str) -> dict:
-    """The record of a trial that could not be run or graded (infrastructure, past its retries)."""
-    return TrialResult(
-        competition_id=spec.competition, sweep=spec.sweep, trial_id=spec.trial_id, agent=spec.agent,
-        tier=spec.tier, seed=spec.seed, attempt=attempt, status=Status.FAILED, reason=reason,
-        created_at=_now(), finished_at=_now(), cpus=spec.resources.cpus, memory_gb=spec.resources.memory_gb,
-        gpus=spec.resources.gpus, time_limit=spec.resources.time_limit).to_dict()

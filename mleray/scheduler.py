@@ -18,7 +18,7 @@ from mleray.actor import TrialActor
 from mleray.callbacks import SweepCallback
 from mleray.config import SweepConfig
 from mleray.placement import GIB, alive_nodes, cpu_only_selector, plan_launches
-from mleray.runner import failed_record
+from mleray.records import failed_record
 from mleray.store import SweepStore
 from mleray.trials import TrialSpec
 

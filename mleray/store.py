@@ -2,7 +2,8 @@
 
 Works on any `SweepStorage` (a local or shared path, or an object store such as S3). Survives a
 driver killed mid-write: a torn last line is cut off before the next append, and the trial it
-belonged to is simply not done yet. Each trial id is recorded at most once. `config.yaml` holds the
+belonged to is simply not done yet. Each trial id is recorded at most once; reading is
+`records.read_records`, shared with every other reader of the file. `config.yaml` holds the
 config the sweep was run with; `config_changes` compares it with another.
 """
 
@@ -14,6 +15,7 @@ from typing import Dict, List, Optional
 
 from omegaconf import OmegaConf
 
+from mleray.records import read_records
 from mleray.storage import RECORDS, SweepStorage, open_location
 
 CONFIG = "config.yaml"
@@ -38,19 +40,8 @@ class SweepStore:
         self.dir = local if local is not None else self.location
         self.path: Optional[Path] = local / RECORDS if local is not None else None
         self.storage.compact()  # a resumed sweep on an object store starts from one whole trials.jsonl
-        self._records: Dict[str, dict] = {}
-        for record in self._read():
-            self._records[record["trial_id"]] = record
-
-    def _read(self) -> List[dict]:
-        records = []
-        for number, line in enumerate(self.storage.read_lines(), 1):
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{self.location}/{RECORDS}:{number}: not a JSON record ({err}); "
-                                 "fix or remove that line") from None
-        return records
+        records = read_records(self.storage.read_lines(), f"{self.location}/{RECORDS}")
+        self._records: Dict[str, dict] = {record["trial_id"]: record for record in records}
 
     @property
     def done(self) -> set:

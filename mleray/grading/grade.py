@@ -15,7 +15,8 @@ How a score is made, by the competition's source:
 Then, as MLE-bench does: the score is rounded with Python's `round(score, 5)` (MLE-bench's
 `Grader.__call__`; this agrees with "round to 5 decimals"), `submission_exists` means "is a file
 ending in .csv", and the score is ranked against the competition's leaderboard (`rank.py`).
-`created_at` is local time without a zone, `datetime.now().isoformat()`, as in MLE-bench's reports.
+`created_at` is `records.now()`, UTC with its offset, as in every record (MLE-bench writes naive local
+time; it reads both, and its aggregation does not read `created_at`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
@@ -31,7 +31,7 @@ import pandas as pd
 
 from mleray.grading.rank import Leaderboard, LeaderboardError, rank
 from mleray.grading.validate import _first_line, check_score, validate_submission
-from mleray.records import MLEBENCH_REPORT_KEYS
+from mleray.records import MLEBENCH_REPORT_KEYS, now
 from mleray.sandbox.validation import VALID_MESSAGE
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def grade_submission(prepared, submission_path: Path) -> dict:
         "submission_exists": bool(submission_exists),
         "valid_submission": score is not None,
         "is_lower_better": ranking["is_lower_better"],
-        "created_at": datetime.now().isoformat(),
+        "created_at": now(),
         "submission_path": str(path),
     }
     out = {key: entry[key] for key in MLEBENCH_REPORT_KEYS}

@@ -9,9 +9,10 @@ entries with exactly MLEBENCH_REPORT_KEYS in MLE-bench's order. It is written wi
 `export_sweep(sweep_dir)` turns a sweep's `trials.jsonl` into one report per (agent, tier) — an
 MLE-bench report describes one agent configuration — with the entries ordered seed by seed, so
 MLE-bench's `experiments/aggregate_grading_reports.py` (and `python -m analysis`) read seed k of
-every competition as run k. Only the last record of each trial counts (a retried trial appends
-again). A trial that failed for infrastructure reasons is kept as a run without a submission, as
-MLE-bench counts a run that produced nothing; pass `include_failed=False` to leave such trials out.
+every competition as run k. Records are read by `records.read_records` (one per trial: a retry
+supersedes the attempt before it). A trial that failed for infrastructure reasons is kept as a run
+without a submission, as MLE-bench counts a run that produced nothing; pass `include_failed=False`
+to leave such trials out.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from mleray.records import MLEBENCH_REPORT_KEYS, Status
+from mleray.records import read_file as read_records
 
 SUMMARY_KEYS = (
     "total_runs", "total_runs_with_submissions", "total_valid_submissions", "total_medals",
@@ -90,29 +92,6 @@ def write_report(report: Mapping[str, Any], out_dir: Path, name: Optional[str] =
     path = out_dir / f"{name or timestamp()}_grading_report.json"
     path.write_text(json.dumps(report, indent=2))
     return path
-
-
-def read_records(trials_jsonl: Path) -> List[Dict[str, Any]]:
-    """The records of a `trials.jsonl`, the last one per trial id, in first-seen order.
-
-    A truncated last line (a driver killed mid-write) is skipped; any other bad line is an error
-    naming the line."""
-    path = Path(trials_jsonl)
-    lines = path.read_text().splitlines()
-    latest: Dict[str, Dict[str, Any]] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            if number == len(lines):
-                continue
-            raise ValueError(f"{path}:{number} is not a JSON record ({err})") from None
-        key = record.get("trial_id") or f"{record.get('agent')}__{record.get('competition_id')}__{record.get('tier')}__s{record.get('seed')}"
-        latest.pop(key, None)
-        latest[key] = record
-    return list(latest.values())
 
 
 def sweep_reports(sweep_dir: Path, include_failed: bool = True) -> Dict[Tuple[str, str], Dict[str, Any]]:
