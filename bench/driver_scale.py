@@ -45,9 +45,10 @@ from mleray.trials import TrialSpec  # noqa: E402
 class InstantTrial(TrialHost):
     """Returns a complete record at once: the trial's work is trivial."""
 
-    def work(self, spec, cfg, sweep_dir, attempt, kind):
+    def work(self, job):
+        spec = job.spec
         return TrialResult(competition_id=spec.competition, sweep=spec.sweep, trial_id=spec.trial_id,
-                           agent=spec.agent, tier=spec.tier, seed=spec.seed, attempt=attempt,
+                           agent=spec.agent, tier=spec.tier, seed=spec.seed, attempt=job.attempt,
                            status=Status.GRADED, score=0.5, valid_submission=True, submission_exists=True,
                            node_id=ray.get_runtime_context().get_node_id(), cpus=spec.resources.cpus,
                            memory_gb=spec.resources.memory_gb).to_dict()

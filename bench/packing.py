@@ -69,11 +69,12 @@ TIERS = {"cpu2": TierConfig(cpus=2, memory_gb=0.05, gpus=0),
 class SleepTrial(TrialHost):
     """mleray's trial actor, minus the agent: sleeps for the trial's duration."""
 
-    def work(self, spec, cfg, sweep_dir, attempt, kind):
+    def work(self, job):
+        spec = job.spec
         t0 = time.time()
         time.sleep(float(spec.competition.split("@")[1]))
         record = TrialResult(competition_id=spec.competition, sweep=spec.sweep, trial_id=spec.trial_id,
-                             agent=spec.agent, tier=spec.tier, seed=spec.seed, attempt=attempt,
+                             agent=spec.agent, tier=spec.tier, seed=spec.seed, attempt=job.attempt,
                              status=Status.GRADED, node_id=ray.get_runtime_context().get_node_id()).to_dict()
         return {**record, "t_start": t0, "t_end": time.time()}
 

@@ -7,12 +7,20 @@ parts (grading, sandboxes) load inside the trial, after the actor has answered t
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Optional
 
 import ray
 
-from mleray.config import SweepConfig
-from mleray.trials import TrialSpec
+from mleray.trials import TrialJob
+
+
+@dataclass(frozen=True)
+class TrialStatus:
+    """A running trial's answer to the driver's `status()`: its node (ip, else id) and last log line."""
+
+    node: str
+    last_line: str
 
 
 class TrialHost:
@@ -21,19 +29,18 @@ class TrialHost:
     `status()` answers while it runs, `result()` waits for the record (or re-raises the trial's error).
     Tests and benchmarks subclass it and override `work()` to stand in for an agent."""
 
-    def __init__(self, spec: TrialSpec, cfg: SweepConfig, sweep_dir: str, attempt: int, sandbox_kind: str):
+    def __init__(self, job: TrialJob):
         ctx = ray.get_runtime_context()
         self.node = (ctx.get_node_id(), ray.util.get_node_ip_address())
         self.last_line = ""
         self._done = threading.Event()
         self._record: Optional[dict] = None
         self._error: Optional[BaseException] = None
-        args = (spec, cfg, sweep_dir, attempt, sandbox_kind)
-        threading.Thread(target=self._main, args=args, name="trial", daemon=True).start()
+        threading.Thread(target=self._main, args=(job,), name="trial", daemon=True).start()
 
-    def _main(self, *args) -> None:
+    def _main(self, job: TrialJob) -> None:
         try:
-            self._record = self.work(*args)
+            self._record = self.work(job)
         except BaseException as err:  # handed to the driver by result()
             self._error = err
         finally:
@@ -43,15 +50,14 @@ class TrialHost:
         if line.strip():
             self.last_line = line[-200:]
 
-    def work(self, spec: TrialSpec, cfg: SweepConfig, sweep_dir: str, attempt: int, sandbox_kind: str) -> dict:
+    def work(self, job: TrialJob) -> dict:
         from mleray.runner import run_trial  # here, not at import: the actor answers before pandas & co. load
 
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-        record = run_trial(spec, cfg, sweep_dir, attempt, sandbox_kind, gpu_ids, self._on_line, self.node)
-        return record.to_dict()
+        return run_trial(job, gpu_ids, self._on_line, self.node).to_dict()
 
-    def status(self) -> tuple[str, str]:
-        return self.node[1] or self.node[0], self.last_line
+    def status(self) -> TrialStatus:
+        return TrialStatus(self.node[1] or self.node[0], self.last_line)
 
     def result(self) -> dict:
         self._done.wait()

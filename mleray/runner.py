@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from mleray import competitions
-from mleray.config import AgentConfig, SweepConfig, load_agent
+from mleray.config import AgentConfig, load_agent
 from mleray.grading import grade_submission
 from mleray.records import Status, TrialResult
 from mleray.sandbox import make_sandbox
@@ -26,7 +26,7 @@ from mleray.sandbox.base import ExitInfo, SandboxSpec
 from mleray.snapshots import Snapshotter
 from mleray.staging import stage
 from mleray.trial_folder import trial_folder
-from mleray.trials import TrialSpec
+from mleray.trials import TrialJob, TrialSpec
 
 INSTRUCTIONS = Path(__file__).with_name("instructions.txt")
 
@@ -116,31 +116,31 @@ def _reason(exit_info: ExitInfo, grade: dict) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def run_trial(spec: TrialSpec, cfg: SweepConfig, sweep_dir: Path | str, attempt: int = 0, sandbox_kind: str = "bwrap",
-              gpu_ids: List[str] = (), on_line: Optional[Callable[[str], None]] = None,
+def run_trial(job: TrialJob, gpu_ids: List[str] = (), on_line: Optional[Callable[[str], None]] = None,
               node: tuple[str, str] = ("", "")) -> TrialResult:
     """Runs one trial in this process and returns its graded record (also written to result.json).
 
-    `sweep_dir` is the sweep's location (`SweepStore.location`): a path, written in place, or an
+    `job.location` is the sweep's location (`SweepStore.location`): a path, written in place, or an
     object-store URI, where the trial works in node-local scratch and uploads its folder at the end."""
-    with trial_folder(sweep_dir, spec.sweep, spec.trial_id) as root:
-        return _run_in(TrialPaths(root).fresh(), spec, cfg, attempt, sandbox_kind, gpu_ids, on_line, node)
+    with trial_folder(job.location, job.spec.sweep, job.spec.trial_id) as root:
+        return _run_in(TrialPaths(root).fresh(), job, gpu_ids, on_line, node)
 
 
-def _run_in(paths: TrialPaths, spec: TrialSpec, cfg: SweepConfig, attempt: int, sandbox_kind: str,
-            gpu_ids: List[str], on_line: Optional[Callable[[str], None]], node: tuple[str, str]) -> TrialResult:
+def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optional[Callable[[str], None]],
+            node: tuple[str, str]) -> TrialResult:
+    spec, attempt = job.spec, job.attempt
     started, t0 = _now(), time.monotonic()
     agent = load_agent(spec.agent)
     # Node-local, once per node; a trial that finds another staging the same data waits and says so.
     prepared, _ = stage(spec.competition, on_wait=on_line)
-    description = _description(prepared, cfg.description.value)
+    description = _description(prepared, job.description)
     staging_s = time.monotonic() - t0
 
     sb_spec = sandbox_spec(spec, agent, prepared, paths, attempt, list(gpu_ids), description)
     t1 = time.monotonic()
-    with make_sandbox(sandbox_kind, sb_spec, prepared, grace_period=cfg.grace_period) as sandbox:
+    with make_sandbox(job.sandbox_kind, sb_spec, prepared, grace_period=job.grace_period) as sandbox:
         pump = _stream(sandbox, paths.agent_log, on_line)
-        with Snapshotter(paths.submission / "submission.csv", paths.snapshots, cfg.snapshot_interval, t1):
+        with Snapshotter(paths.submission / "submission.csv", paths.snapshots, job.snapshot_interval, t1):
             exit_info = sandbox.wait(spec.resources.time_limit)
         pump.join(timeout=30)
     agent_s = time.monotonic() - t1
@@ -157,8 +157,8 @@ def _run_in(paths: TrialPaths, spec: TrialSpec, cfg: SweepConfig, attempt: int, 
         **{k: v for k, v in grade.items() if k in TrialResult.__dataclass_fields__ and k != "reason"},
         sweep=spec.sweep, trial_id=spec.trial_id, agent=spec.agent, tier=spec.tier, seed=spec.seed,
         attempt=attempt, status=Status.GRADED, reason=_reason(exit_info, grade), exit_code=exit_info.exit_code,
-        timed_out=exit_info.timed_out, oom_killed=exit_info.oom_killed, sandbox=sandbox_kind,
-        description=cfg.description.value, started_at=started, finished_at=_now(), staging_s=round(staging_s, 3),
+        timed_out=exit_info.timed_out, oom_killed=exit_info.oom_killed, sandbox=job.sandbox_kind,
+        description=job.description, started_at=started, finished_at=_now(), staging_s=round(staging_s, 3),
         agent_s=round(agent_s, 3), grading_s=round(grading_s, 3), node_id=node[0], node_ip=node[1],
         gpu_ids=list(gpu_ids), cpus=spec.resources.cpus, memory_gb=spec.resources.memory_gb,
         gpus=spec.resources.gpus, time_limit=spec.resources.time_limit, snapshots=snapshots)

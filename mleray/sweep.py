@@ -148,8 +148,6 @@ def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
 
         reap(cfg.name)
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
-    for cb in callbacks:
-        cb.on_sweep_plan([t for t in trials if t.trial_id not in store.done])
     scheduler = Scheduler(cfg, store, kind, callbacks, **({"actor_cls": actor_cls} if actor_cls else {}))
     completed = scheduler.run(trials)
     store.compact()  # on an object store: one whole trials.jsonl
@@ -157,10 +155,7 @@ def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
         from mleray.sandbox.docker import reap
 
         reap(cfg.name)
-    records = store.records
-    for cb in callbacks:
-        cb.on_sweep_end(records, not completed)
-    return records, completed
+    return store.records, completed
 
 
 def finish(sweep: Path | str | SweepStorage, write_report: bool) -> None:

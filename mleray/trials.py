@@ -1,8 +1,10 @@
-"""Expanding a sweep config into trial specs with stable ids (agent/competition/tier/seed)."""
+"""Expanding a sweep config into trial specs with stable ids (agent/competition/tier/seed), and the
+job the driver hands each trial's actor."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Iterable, List
 
 from mleray.config import SweepConfig, TierConfig
@@ -29,6 +31,31 @@ class TrialSpec:
 
     def to_dict(self) -> dict:
         return {**self.identity(), "resources": asdict(self.resources)}
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """One attempt of a trial, as the driver hands it to its actor: the spec, the sweep's location
+    (`SweepStore.location`), the attempt, the sandbox kind, and the few sweep settings a trial reads.
+    Not the whole SweepConfig: a job is pickled into every actor, so it stays small."""
+
+    spec: TrialSpec
+    location: str
+    attempt: int
+    sandbox_kind: str
+    description: str  # a DescriptionKind value
+    snapshot_interval: float
+    grace_period: float
+
+    @classmethod
+    def of(cls, cfg: SweepConfig, spec: TrialSpec, location: Path | str, sandbox_kind: str,
+           attempt: int = 0) -> "TrialJob":
+        return cls(spec, str(location), attempt, sandbox_kind, cfg.description.value, cfg.snapshot_interval,
+                   cfg.grace_period)
+
+    def retry(self) -> "TrialJob":
+        """The next attempt of the same trial."""
+        return replace(self, attempt=self.attempt + 1)
 
 
 def trial_id(agent: str, competition: str, tier: str, seed: int) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from mleray.actor import TrialHost
+from mleray.actor import TrialHost, TrialStatus
 from mleray.config import load_sweep
 from mleray.progress import ProgressCallback
 from mleray.records import Status, TrialResult
@@ -42,9 +42,10 @@ class SleepActor(TrialHost):
     where and when it ran. Competition `crashN` kills its own process on attempts below N."""
 
     def status(self):
-        return self.node[0], "sleeping"
+        return TrialStatus(self.node[0], "sleeping")
 
-    def work(self, spec, cfg, sweep_dir, attempt, kind):
+    def work(self, job):
+        spec, attempt = job.spec, job.attempt
         t_start = time.time()
         comp = spec.competition
         if comp.startswith("crash") and attempt < int(comp[len("crash"):]):
@@ -102,8 +103,7 @@ def test_trials_spread_and_fractional_gpus_pack(cluster, tmp_path):
     store = SweepStore(tmp_path)
     view = io.StringIO()
     progress = ProgressCallback(stream=view, tty=False, interval=2)
-    assert Scheduler(cfg, store, "bwrap", [progress], actor_cls=SleepActor).run(trials)
-    progress.on_sweep_end(store.records, interrupted=False)
+    assert Scheduler(cfg, store, "bwrap", [progress], actor_cls=SleepActor).run(trials)  # ends the view too
     recs = store.records
     assert len(recs) == 12
     capacity = {cluster.workers["gpu1"].node_id: 2, cluster.workers["gpu2"].node_id: 4}

@@ -8,7 +8,7 @@ import pytest
 
 from mleray.config import load_sweep
 from mleray.runner import run_trial
-from mleray.trials import expand
+from mleray.trials import TrialJob, expand
 
 AGENT = """
 import glob, os, shutil, subprocess, time, urllib.request
@@ -41,7 +41,7 @@ def test_validation_snapshots_and_time_limit(tmp_path, slow_agent, bwrap_path):
     cfg = load_sweep(overrides=["agents=[probe]", "competitions=[titanic]", "seeds=1", "snapshot_interval=0.5",
                                 "grace_period=1", "tiers.cpu.time_limit=6"])
     spec = expand(cfg, ["titanic"])[0]
-    record = run_trial(spec, cfg, tmp_path / "sweep", sandbox_kind="bwrap")
+    record = run_trial(TrialJob.of(cfg, spec, tmp_path / "sweep", "bwrap"))
 
     log = (tmp_path / "sweep" / "trials" / spec.trial_id / "agent.log").read_text()
     assert "Submission invalid!" in log and "Wrong" in log  # the reason names the bad column

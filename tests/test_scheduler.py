@@ -19,13 +19,14 @@ from mleray.trials import expand
 
 @ray.remote(max_restarts=0, max_concurrency=2)
 class ProbeActor(TrialHost):
-    def work(self, spec, cfg, sweep_dir, attempt, kind):
+    def work(self, job):
+        spec, attempt = job.spec, job.attempt
         start = time.time()
         if spec.competition.startswith("crash") and attempt < int(spec.competition[-1]):
             import os
 
             os._exit(1)  # the actor's process dies, as on a lost node
-        time.sleep(float(cfg.tiers[spec.tier].time_limit))
+        time.sleep(float(spec.resources.time_limit))
         return {"trial_id": spec.trial_id, "competition_id": spec.competition, "start": start, "end": time.time(),
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "attempt": attempt, "status": Status.GRADED}
 
@@ -107,3 +108,26 @@ def test_short_trials_still_show_as_started_before_they_end(fake_gpus, tmp_path)
         assert order.index(("on_trial_start", trial.trial_id)) < order.index(("on_trial_end", trial.trial_id))
     starts = [args for name, args in recorder.events if name == "on_trial_start"]
     assert [node for _, _, node in starts] == [ray.util.get_node_ip_address()] * 3
+
+
+def test_scheduler_fires_plan_first_and_sweep_end_once(fake_gpus, tmp_path):
+    cfg, trials = sweep(["tiers.cpu.time_limit=0.05"], ["a", "b"])
+    recorder = Recorder()
+    assert Scheduler(cfg, SweepStore(tmp_path), "bwrap", [recorder], actor_cls=ProbeActor).run(trials)
+    names = [name for name, _ in recorder.events]
+    assert names[:2] == ["on_sweep_plan", "on_sweep_start"] and names[-1] == "on_sweep_end"
+    assert recorder.events[0][1] == (trials,) and names.count("on_sweep_end") == 1
+    records, interrupted = recorder.events[-1][1]
+    assert len(records) == 2 and interrupted is False
+
+
+def test_interrupted_sweep_ends_once_as_interrupted(fake_gpus, tmp_path):
+    class CtrlC(Recorder):
+        def on_trial_start(self, *args):
+            raise KeyboardInterrupt
+
+    cfg, trials = sweep(["tiers.cpu.time_limit=5"], ["a", "b"])
+    recorder = CtrlC()
+    assert not Scheduler(cfg, SweepStore(tmp_path), "bwrap", [recorder], actor_cls=ProbeActor).run(trials)
+    ends = [args for name, args in recorder.events if name == "on_sweep_end"]
+    assert ends == [([], True)]
