@@ -21,6 +21,7 @@ import ray
 from mleray import competitions, paths
 from mleray.callbacks import SweepCallback
 from mleray.config import ConfigError, SweepConfig, load_agent, load_sweep, to_yaml
+from mleray.sandbox import backend
 from mleray.scheduler import Scheduler
 from mleray.storage import RECORDS, StorageError, SweepStorage, open_location, open_sweep_storage
 from mleray.store import SweepStore, config_changes
@@ -143,18 +144,13 @@ def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
     trials = expand(cfg, ids)
     connect(cfg)
     check_fit(cfg)
-    if kind == "docker":
-        from mleray.sandbox.docker import reap
-
-        reap(cfg.name)
+    backend(kind).reap(cfg.name)  # containers a killed driver left behind
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
     scheduler = Scheduler(cfg, store, kind, callbacks, **({"actor_cls": actor_cls} if actor_cls else {}))
     completed = scheduler.run(trials)
     store.compact()  # on an object store: one whole trials.jsonl
-    if not completed and kind == "docker":
-        from mleray.sandbox.docker import reap
-
-        reap(cfg.name)
+    if not completed:
+        backend(kind).reap(cfg.name)
     return store.records, completed
 
 

@@ -4,6 +4,4 @@ pure), `sandbox` (the lifecycle: DockerSandbox). Images are built by mleray.imag
 from mleray.sandbox.docker.sandbox import DockerSandbox
 from mleray.sandbox.docker.spec import container_kwargs
 
-reap = DockerSandbox.reap  # for sweep.py's `from mleray.sandbox.docker import reap`, until it asks the registry
-
-__all__ = ["DockerSandbox", "container_kwargs", "reap"]
+__all__ = ["DockerSandbox", "container_kwargs"]
