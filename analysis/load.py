@@ -80,11 +80,12 @@ def report_records(path: Path, agent: Optional[str] = None) -> List[Dict[str, An
     return out
 
 
-def _expand(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+def _expand(paths: Iterable[Path | str]) -> tuple[list[Path], list[Path]]:
     """(sweep dirs / jsonl files, report files) among paths; a folder without trials.jsonl is
     searched for sweeps (`*/trials.jsonl`) and for `*grading_report*.json`, as MLE-bench's runs/
     folders hold them."""
-    sweeps, reports = [], []
+    sweeps: list[Path] = []
+    reports: list[Path] = []
     for p in map(Path, paths):
         if _is_sweep_dir(p):
             sweeps.append(p)
@@ -110,8 +111,8 @@ def load(paths: Sequence[Path | str], agent: Optional[str] = None) -> pd.DataFra
     records: List[Dict[str, Any]] = []
     for s in sweeps:
         records += sweep_records(s)
-    for r in reports:
-        records += report_records(r, agent)
+    for report in reports:
+        records += report_records(report, agent)
     if agent:
         for r in records:
             r["agent"] = agent

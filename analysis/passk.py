@@ -34,7 +34,8 @@ def pass_at_k_table(df: pd.DataFrame, split: str, metric: str = "any_medal", pad
     for key, group in df.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         counts = group.groupby("competition_id")[metric].agg(["size", "sum"])
-        nc = [(int(counts.at[cid, "size"]), int(counts.at[cid, "sum"])) if cid in counts.index else (0, 0) for cid in ids]
+        nc = [(int(counts.at[cid, "size"]), int(counts.at[cid, "sum"])) if cid in counts.index else (0, 0)
+              for cid in ids]
         present = [n for n, _ in nc if n > 0]
         if not present or (len(present) < len(ids) and not pad_missing):
             continue

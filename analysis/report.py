@@ -109,7 +109,8 @@ def analyze(df: pd.DataFrame, split: Optional[str] = None, pad_missing: bool = F
         for m, label in (("valid_submission", "Valid"), ("above_median", "Above median"), ("any_medal", "Any medal")):
             shown[f"{label} (%)"] = [tables.cell(x, s) for x, s in zip(ft[f"{m}_mean"], ft[f"{m}_sem"])]
             shown[f"Δ {label}"] = [tables.cell(x, s) for x, s in zip(ft[f"{m}_diff"], ft[f"{m}_diff_se"])]
-        add(f"by_{factor}", f"Ablation by `{factor}` (Δ vs `{ft['reference'].iloc[0]}` ± SE), split `{main}`", shown, ft)
+        reference = ft["reference"].iloc[0]
+        add(f"by_{factor}", f"Ablation by `{factor}` (Δ vs `{reference}` ± SE), split `{main}`", shown, ft)
 
     for name in a.tables:
         if name in ("per_competition", "pass_at_k", "time_scaling") or name.startswith("by_"):

@@ -87,7 +87,8 @@ def split_ids(name: str) -> List[str]:
         return [r["competition_id"] for r in rows if (r.get(column) or "").strip() == name]
     if name in ALL_ALIASES and column:
         if rows and "in_split75" in rows[0]:
-            return [r["competition_id"] for r in rows if (r["in_split75"] or "").strip().lower() in ("true", "1", "yes")]
+            return [r["competition_id"] for r in rows
+                    if (r["in_split75"] or "").strip().lower() in ("true", "1", "yes")]
         return [r["competition_id"] for r in rows if (r.get(column) or "").strip() in COMPLEXITY_SPLITS]
     suite = paths.find("suites", f"{name}.yaml")
     if suite is not None and suite.is_file():

@@ -97,9 +97,10 @@ def _one_line_mirrors(text: str) -> List[tuple]:
 def debian_mirror(suite: str = SUITE, root: Path = Path("/etc/apt")) -> str:
     """The URI of the machine's configured Debian archive for `suite` (not -security/-updates)."""
     candidates: List[tuple] = []
-    for path in sorted(glob.glob(str(root / "sources.list.d" / "*.sources"))):
-        candidates += _deb822_mirrors(Path(path).read_text(errors="replace"))
-    lists = [root / "sources.list"] + [Path(p) for p in sorted(glob.glob(str(root / "sources.list.d" / "*.list")))]
+    for source in sorted(glob.glob(str(root / "sources.list.d" / "*.sources"))):
+        candidates += _deb822_mirrors(Path(source).read_text(errors="replace"))
+    one_line = sorted(glob.glob(str(root / "sources.list.d" / "*.list")))
+    lists = [root / "sources.list"] + [Path(p) for p in one_line]
     for path in lists:
         if path.is_file():
             candidates += _one_line_mirrors(path.read_text(errors="replace"))
@@ -128,16 +129,19 @@ def _add_agent_user(rootfs: Path) -> None:
     os.chmod(rootfs / "home", 0o755)
 
 
-def build_base(tag: str = BASE_TAG, force: bool = False, log: Log = print, packages: Iterable[str] = BASE_PACKAGES) -> str:
+def build_base(tag: str = BASE_TAG, force: bool = False, log: Log = print,
+               packages: Iterable[str] = BASE_PACKAGES) -> str:
     """Builds the offline base image with debootstrap + docker import. Skips when `tag` exists."""
     client = _client()
     if not force and image_exists(tag, client):
         log(f"{tag}: exists, skipped")
         return tag
     if shutil.which("debootstrap") is None:
-        raise ImageError("debootstrap is not installed (apt-get install -y debootstrap) - it builds the offline base image")
+        raise ImageError("debootstrap is not installed (apt-get install -y debootstrap) - "
+                         "it builds the offline base image")
     if os.geteuid() != 0:
-        raise ImageError("building the offline base image needs root (debootstrap); run as root or build it on a machine where you are")
+        raise ImageError("building the offline base image needs root (debootstrap); "
+                         "run as root or build it on a machine where you are")
     mirror = debian_mirror()
     work = Path(tempfile.mkdtemp(prefix="mleray-base-", dir=os.environ.get("MLERAY_BUILD_DIR", "/var/tmp")))
     rootfs = work / "rootfs"
@@ -156,11 +160,13 @@ def build_base(tag: str = BASE_TAG, force: bool = False, log: Log = print, packa
         _add_agent_user(rootfs)
         log(f"{tag}: debootstrap done in {time.monotonic() - t0:.0f} s; importing")
         tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        stream = tar.stdout
+        assert stream is not None  # stdout=PIPE
         repo, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "latest")
         try:
-            client.api.import_image_from_stream(tar.stdout, repository=repo, tag=version, changes=BASE_CHANGES)
+            client.api.import_image_from_stream(stream, repository=repo, tag=version, changes=BASE_CHANGES)
         finally:
-            tar.stdout.close()
+            stream.close()
             tar.wait()
         if tar.returncode != 0 or not image_exists(tag, client):
             raise ImageError(f"docker import of {rootfs} as {tag} failed (tar exit {tar.returncode})")
@@ -205,7 +211,8 @@ def make_home_writable(tag: str, log: Log = print) -> bool:
                   "RUN mkdir -p /home && find /home -xdev -exec chmod a+rwX {} +\n"
                   f"LABEL {HOME_WRITABLE_LABEL}=1\n" + (f"USER {user}\n" if user else ""))
     try:
-        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True, network_mode="none")
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True,
+                            network_mode="none")
     except docker.errors.BuildError as err:
         log(f"{tag}: could not make /home writable for uid 1000 ({err.msg}); the agent runs as built")
         return False
@@ -213,7 +220,8 @@ def make_home_writable(tag: str, log: Log = print) -> bool:
     return True
 
 
-def build_agent(agent: AgentConfig, base: Optional[str] = None, log: Log = print, force: bool = False) -> Optional[str]:
+def build_agent(agent: AgentConfig, base: Optional[str] = None, log: Log = print,
+                force: bool = False) -> Optional[str]:
     """Builds one agent's image from its build_context (BASE_IMAGE=base when given). Returns the tag.
 
     An agent with only `image` is not built: it is checked and reported when missing."""
@@ -223,7 +231,8 @@ def build_agent(agent: AgentConfig, base: Optional[str] = None, log: Log = print
         return None
     if not agent.build_context:
         if not image_exists(agent.image, client):
-            log(f"{agent.name}: image {agent.image} is not on this engine and has no build_context: build or load it yourself")
+            log(f"{agent.name}: image {agent.image} is not on this engine and has no build_context: "
+                "build or load it yourself")
         else:
             make_home_writable(agent.image, log)
         return agent.image
@@ -235,7 +244,8 @@ def build_agent(agent: AgentConfig, base: Optional[str] = None, log: Log = print
     buildargs = {"BASE_IMAGE": base} if base else {}
     t0 = time.monotonic()
     try:
-        client.images.build(path=str(context), tag=agent.image, buildargs=buildargs, rm=True, forcerm=True, nocache=force)
+        client.images.build(path=str(context), tag=agent.image, buildargs=buildargs, rm=True, forcerm=True,
+                            nocache=force)
     except docker.errors.BuildError as err:
         tail = "".join(str(x.get("stream") or x.get("error") or "") for x in list(err.build_log)[-10:])
         hint = "" if base else " (offline? pass --offline to build on mleray-base:local)"
@@ -245,14 +255,17 @@ def build_agent(agent: AgentConfig, base: Optional[str] = None, log: Log = print
     return agent.image
 
 
-def build(agents: Optional[List[str]] = None, offline: bool = False, base: Optional[str] = None, log: Log = print) -> List[str]:
+def build(agents: Optional[List[str]] = None, offline: bool = False, base: Optional[str] = None,
+          log: Log = print) -> List[str]:
     """Builds the base image (offline) and the named agents' images (all built-in agents when empty)."""
     if offline and not base:
         base = BASE_TAG
-    if base == BASE_TAG or offline:
+    # offline always has a base by now; base == BASE_TAG is not None either
+    if base is not None and (base == BASE_TAG or offline):
         build_base(base, log=log)
     configs = [load_agent(n) for n in agents] if agents else builtin_agents()
-    built, failed = [], []
+    built: List[str] = []
+    failed: List[str] = []
     for agent in configs:
         try:
             tag = build_agent(agent, base=base, log=log)
@@ -263,15 +276,18 @@ def build(agents: Optional[List[str]] = None, offline: bool = False, base: Optio
         if tag:
             built.append(tag)
     if failed:
-        raise ImageError(f"{len(failed)} agent image(s) failed: {', '.join(failed)} (built: {', '.join(built) or 'none'})")
+        raise ImageError(f"{len(failed)} agent image(s) failed: {', '.join(failed)} "
+                         f"(built: {', '.join(built) or 'none'})")
     return built
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="mleray images", description="Build agent images (and the offline base image).")
+    parser = argparse.ArgumentParser(prog="mleray images",
+                                     description="Build agent images (and the offline base image).")
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build images")
-    b.add_argument("--offline", action="store_true", help=f"build without a registry: base every agent on {BASE_TAG} (built first with debootstrap)")
+    b.add_argument("--offline", action="store_true",
+                   help=f"build without a registry: base every agent on {BASE_TAG} (built first with debootstrap)")
     b.add_argument("--base", default=None, help="BASE_IMAGE passed to every agent Dockerfile")
     b.add_argument("--base-only", action="store_true", help=f"only build the offline base image {BASE_TAG}")
     b.add_argument("agents", nargs="*", help="agent names (configs/agents/*.yaml); default all")

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 import time
-from typing import List, Optional, Sequence, TextIO, Tuple
+from typing import List, Optional, Sequence, TextIO, Tuple, cast
 
 from mleray.records import read_records
 from mleray.storage import StorageError, SweepStorage, open_sweep_storage
@@ -50,8 +50,14 @@ def _planned(storage: SweepStorage) -> List[str]:
 
     try:
         stored = OmegaConf.create(storage.read_file("config.yaml").decode())
-        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SweepConfig), stored))
-        return [t.trial_id for t in expand(cfg, cfg.competitions or competitions.suite(cfg.suite))]
+        cfg = cast(SweepConfig, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SweepConfig), stored)))
+        if cfg.competitions:
+            ids = cfg.competitions
+        elif cfg.suite is not None:
+            ids = competitions.suite(cfg.suite)
+        else:
+            return []  # neither competitions nor a suite: nothing planned
+        return [t.trial_id for t in expand(cfg, ids)]
     except Exception:  # another version's config, or a suite no longer here: no plan to check against
         return []
 
@@ -136,7 +142,7 @@ def show(storage: SweepStorage, trial: str, follow: bool, out: TextIO, err: Text
         return 130
 
 
-def main(argv: Optional[Sequence[str]] = None, out: TextIO = None, err: TextIO = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     parser = argparse.ArgumentParser(prog="mleray logs", description=__doc__.splitlines()[0])
     parser.add_argument("sweep", help="the sweep's name")
@@ -193,9 +199,11 @@ def _open_existing(storage_uri: str, sweep: str) -> SweepStorage:
     else:
         base_path = Path(storage_uri).expanduser()
         exists = (base_path / sweep).is_dir()
-        root_list = sorted(p.name for p in base_path.iterdir() if p.is_dir()) if base_path.is_dir() and not exists else []
+        root_list = (sorted(p.name for p in base_path.iterdir() if p.is_dir())
+                     if base_path.is_dir() and not exists else [])
     if not exists:
-        hint = f" (sweeps there: {', '.join(root_list[:10])})" if root_list else " (use --storage to point at the sweep's storage)"
+        hint = (f" (sweeps there: {', '.join(root_list[:10])})" if root_list
+                else " (use --storage to point at the sweep's storage)")
         raise NotStarted(f"no sweep {sweep!r} under {storage_uri}{hint}")
     return open_sweep_storage(storage_uri, sweep)
 

@@ -135,7 +135,8 @@ def stage_many(ids: Iterable[str], cache_root: Optional[Path] = None, timeout: O
         try:
             results.append(asdict(stage(cid, cache_root, timeout, on_wait)[1]))
         except Exception as err:  # reported per competition; the rest still stage
-            results.append({"competition_id": cid, "error": f"{type(err).__name__}: {err}", "node": socket.gethostname()})
+            results.append({"competition_id": cid, "error": f"{type(err).__name__}: {err}",
+                            "node": socket.gethostname()})
     return results
 
 
@@ -212,7 +213,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"{result['competition_id']:<28} FAILED  {result['error']}", flush=True)
         else:
             how = "prepared" if result["prepared_here"] else "ready"
-            print(f"{result['competition_id']:<28} {how:<8} {result['seconds']:>7.2f} s  {result['public_dir']}", flush=True)
+            print(f"{result['competition_id']:<28} {how:<8} {result['seconds']:>7.2f} s  {result['public_dir']}",
+                  flush=True)
     return 1 if failed else 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, cast
 
 from omegaconf import OmegaConf
 
@@ -75,7 +75,8 @@ class SweepStore:
 def config_changes(old: str, new: str) -> List[str]:
     """`key old -> new` for each setting (dotted key) that differs between two config YAML texts,
     leaving out FREE_KEYS."""
-    before, after = (OmegaConf.to_container(OmegaConf.create(text)) or {} for text in (old, new))
+    before, after = (cast(Dict[str, Any], OmegaConf.to_container(OmegaConf.create(text)) or {})
+                     for text in (old, new))
     return list(_diff({k: v for k, v in before.items() if k not in FREE_KEYS},
                       {k: v for k, v in after.items() if k not in FREE_KEYS}))
 

@@ -84,6 +84,8 @@ def _custom_grader(root: Path):
     if not path.is_file():
         raise FileNotFoundError(f"metric is 'custom' but {path} does not exist")
     spec = importlib.util.spec_from_file_location(f"mleray_competition_grade_{abs(hash(str(path)))}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not callable(getattr(module, "grade", None)):

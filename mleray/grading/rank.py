@@ -55,8 +55,9 @@ class Leaderboard:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, source: str = "") -> "Leaderboard":
         if "score" not in frame.columns:
+            columns = ", ".join(map(str, frame.columns))
             raise LeaderboardError(
-                f"leaderboard {source or '(in memory)'} has no `score` column (columns: {', '.join(map(str, frame.columns))})"
+                f"leaderboard {source or '(in memory)'} has no `score` column (columns: {columns})"
             )
         if "rank" in frame.columns and "teamId" not in frame.columns:
             # `rank,score` format: order by rank (Kaggle's export is already in leaderboard order).
@@ -75,7 +76,8 @@ class Leaderboard:
 
     def _at(self, position: int) -> float:
         if position < 1 or position - 1 >= len(self.scores):
-            raise LeaderboardError(f"position {position} is outside leaderboard {self.source} ({len(self.scores)} rows)")
+            raise LeaderboardError(
+                f"position {position} is outside leaderboard {self.source} ({len(self.scores)} rows)")
         return float(self.scores.iloc[position - 1])
 
     def thresholds(self) -> Dict[str, float]:

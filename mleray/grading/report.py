@@ -54,7 +54,7 @@ def entry(record: Mapping[str, Any]) -> Dict[str, Any]:
         elif key in _BOOL_KEYS:
             value = None if (value is None and key == "is_lower_better") else bool(value)
         elif key == "created_at":
-            value = value.isoformat() if hasattr(value, "isoformat") else (value or "")
+            value = value.isoformat() if value is not None and hasattr(value, "isoformat") else (value or "")
         elif key == "submission_path":
             value = None if value is None else str(value)
         out[key] = value

@@ -86,7 +86,8 @@ def _validate(sub_path: Path, sample_path: Path, id_column: str,
     sample_cols = [str(c) for c in sample_head.columns]
     id_column = id_column or (sample_cols[0] if sample_cols else "")
     if id_column not in sample_cols:
-        return False, f"cannot check the submission: id column {id_column!r} is not in the sample submission ({', '.join(sample_cols)})"
+        return False, (f"cannot check the submission: id column {id_column!r} is not in the sample submission "
+                       f"({', '.join(sample_cols)})")
     sample = _read(sample_path, id_column)
 
     # -- parse ---------------------------------------------------------------------------------
@@ -150,7 +151,8 @@ def _validate(sub_path: Path, sample_path: Path, id_column: str,
             continue
         values = sub[col]
         sample_values = sample[col]
-        numeric_expected = pd.api.types.is_numeric_dtype(sample_values) and not pd.api.types.is_bool_dtype(sample_values)
+        numeric_expected = (pd.api.types.is_numeric_dtype(sample_values)
+                            and not pd.api.types.is_bool_dtype(sample_values))
         if numeric_expected and not pd.api.types.is_numeric_dtype(values):
             as_num = pd.to_numeric(values, errors="coerce")
             bad = values[as_num.isna() & values.notna()]

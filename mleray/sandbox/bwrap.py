@@ -74,7 +74,8 @@ class BwrapSandbox(Sandbox):
             args += ["--ro-bind" if mode == "ro" else "--bind", str(host), inside]
         env = {"PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin", "HOME": "/home",
                "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(self._cores()),
-               "OPENBLAS_NUM_THREADS": str(self._cores()), "MKL_NUM_THREADS": str(self._cores()), **s.env, **validation.inside_env(s)}
+               "OPENBLAS_NUM_THREADS": str(self._cores()), "MKL_NUM_THREADS": str(self._cores()),
+               **s.env, **validation.inside_env(s)}
         args.append("--clearenv")
         for key, value in env.items():
             args += ["--setenv", key, value]
@@ -112,11 +113,15 @@ class BwrapSandbox(Sandbox):
     def logs(self) -> Iterator[str]:
         if self.proc is None:
             raise NotStarted("logs() before start()")
-        for raw in iter(self.proc.stdout.readline, b""):
+        stdout = self.proc.stdout
+        assert stdout is not None  # started with stdout=PIPE
+        for raw in iter(stdout.readline, b""):
             yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
     def _signal_all(self, sig: int) -> None:
         """Signals bwrap's descendants first (so agents see SIGTERM), then bwrap itself."""
+        if self.proc is None:  # never started: nothing to signal
+            return
         try:
             root = psutil.Process(self.proc.pid)
             procs = root.children(recursive=True) + [root]

@@ -25,7 +25,7 @@ def choose(kind, agents: List[AgentConfig]) -> Tuple[str, str]:
         if problem:
             raise SandboxError(f"sandbox={name} but {problem}")
         return name, f"sandbox={name} as configured"
-    passed_over = []
+    passed_over: List[str] = []
     for name in names():
         problem = backend(name).problem(agents)
         if problem is None:

@@ -253,6 +253,8 @@ class ValidationServer:
         """Accepts until stop() shuts the listening socket (which wakes accept() at once, unlike
         serve_forever's polling); each request is handled in a thread of its own."""
         server = self._server
+        if server is None:  # stop() ran before this thread did
+            return
         while True:
             try:
                 conn, _ = server.socket.accept()

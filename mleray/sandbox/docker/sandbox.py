@@ -19,7 +19,7 @@ from typing import Iterator, Optional, Sequence
 
 import docker
 import requests
-from docker.models.containers import _create_container_args
+from docker.models.containers import Container, _create_container_args
 
 from mleray.sandbox.base import ExitInfo, NotStarted, Sandbox, SandboxError, SandboxSpec
 from mleray.sandbox.docker import engine
@@ -59,7 +59,7 @@ class DockerSandbox(Sandbox):
 
     def __init__(self, spec: SandboxSpec, grace_period: float = 10.0):
         super().__init__(spec, grace_period)
-        self.container = None
+        self.container: Optional[Container] = None
         self._killed = False
         self._lock = threading.Lock()
 
@@ -111,8 +111,9 @@ class DockerSandbox(Sandbox):
                     raise
                 api.remove_container(kwargs["name"], force=True)
                 created = api.create_container(**create_args)
-            self.container = client.containers.prepare_model({"Id": created["Id"]})
-            self.container.start()
+            container = client.containers.prepare_model({"Id": created["Id"]})
+            self.container = container
+            container.start()
         except requests.exceptions.ConnectionError as err:
             self.kill()
             raise EngineError(engine.no_engine(err)) from None
@@ -150,7 +151,7 @@ class DockerSandbox(Sandbox):
             yield buffer.decode("utf-8", "replace").rstrip("\r")
 
     # ------------------------------------------------------------------ wait
-    def _wait_exit(self, timeout: float) -> Optional[dict]:
+    def _wait_exit(self, container: Container, timeout: float) -> Optional[dict]:
         """The engine's wait answer, or None when `timeout` passed first."""
         deadline = time.monotonic() + max(timeout, 0.0)
         while True:
@@ -159,42 +160,43 @@ class DockerSandbox(Sandbox):
                 return None
             try:
                 # the SDK's timeout is an int of seconds for the HTTP read; loop for fractions
-                return self.container.wait(timeout=max(1, min(int(left) or 1, 3600)))
+                return container.wait(timeout=max(1, min(int(left) or 1, 3600)))
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                state = self._state()
+                state = self._state(container)
                 if state and not state.get("Running", False) and state.get("Status") in ("exited", "dead"):
                     return {"StatusCode": state.get("ExitCode")}
                 continue
 
-    def _state(self) -> dict:
+    def _state(self, container: Container) -> dict:
         try:
-            self.container.reload()
-            return self.container.attrs.get("State", {})
+            container.reload()
+            return container.attrs.get("State", {})
         except Exception:
             return {}
 
     def wait(self, timeout: float) -> ExitInfo:
-        if self.container is None:
+        container = self.container  # kill() on another thread may reset self.container
+        if container is None:
             raise NotStarted("wait() before start()")
         timed_out = False
         try:
-            result = self._wait_exit(timeout)
+            result = self._wait_exit(container, timeout)
             if result is None:
                 timed_out = True
                 try:
-                    self.container.kill(signal="SIGTERM")
+                    container.kill(signal="SIGTERM")
                 except docker.errors.APIError:
                     pass  # it exited meanwhile
-                result = self._wait_exit(self.grace_period)
+                result = self._wait_exit(container, self.grace_period)
                 if result is None:
                     try:
-                        self.container.kill(signal="SIGKILL")
+                        container.kill(signal="SIGKILL")
                     except docker.errors.APIError:
                         pass
-                    result = self._wait_exit(30.0)
+                    result = self._wait_exit(container, 30.0)
         except docker.errors.NotFound:
             return ExitInfo(exit_code=None, timed_out=timed_out, reason="the container was removed (killed)")
-        state = self._state()
+        state = self._state(container)
         code = state.get("ExitCode", (result or {}).get("StatusCode"))
         oom = bool(state.get("OOMKilled", False))
         if timed_out:

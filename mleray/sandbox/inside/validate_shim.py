@@ -79,7 +79,8 @@ def _relay(client, socket_path):
             upstream.connect(socket_path)
     except OSError as err:
         _drain_request(client)
-        body = ('{"error": "the validation server is not reachable", "details": "%s"}' % str(err).replace('"', "'")).encode()
+        details = str(err).replace('"', "'")
+        body = ('{"error": "the validation server is not reachable", "details": "%s"}' % details).encode()
         client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: "
                        + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
         client.close()
