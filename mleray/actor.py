@@ -63,8 +63,9 @@ class TrialHost:
         self._done.wait()
         if self._error is not None:
             raise self._error
+        assert self._record is not None  # work() returned (no error) before _done was set
         return self._record
 
 
 # max_concurrency=2: result() blocks one thread while status() answers on the other.
-TrialActor = ray.remote(max_restarts=0, max_concurrency=2)(TrialHost)
+TrialActor = ray.remote(max_restarts=0, max_concurrency=2)(TrialHost)  # type: ignore[call-overload]  # Ray's stubs lack max_concurrency

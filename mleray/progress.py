@@ -102,10 +102,11 @@ def eta_seconds(state: ProgressState, now: float) -> Optional[float]:
     for trial in state.running.values():
         full = expected(trial.trial_id)
         left.append(None if full is None else max(full - (now - trial.started), 0.0))
-    if None in left:
+    known = [t for t in left if t is not None]
+    if len(known) < len(left):
         return None
     parallel = max(len(state.running), state.max_parallel, 1)
-    return max(sum(left) / parallel, *left)
+    return max(sum(known) / parallel, *known)
 
 
 def _short_node(node: str) -> str:

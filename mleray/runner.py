@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 from mleray import competitions
 from mleray.config import AgentConfig, load_agent
@@ -75,7 +75,8 @@ def sandbox_spec(spec: TrialSpec, agent: AgentConfig, prepared, paths: TrialPath
            "MLERAY_SEED": str(spec.seed), "MLERAY_GPU_FRACTION": str(gpu_fraction)}
     return SandboxSpec(
         sweep=spec.sweep, trial_id=spec.trial_id, attempt=attempt, command=agent.command + agent.args,
-        data_dir=prepared.public_dir, description=description, instructions=paths.instructions, submission_dir=paths.submission,
+        data_dir=prepared.public_dir, description=description, instructions=paths.instructions,
+        submission_dir=paths.submission,
         code_dir=paths.code, logs_dir=paths.logs, agent_code=Path(agent.code) if agent.code else None,
         image=agent.image, env=env, cpus=tier.cpus, memory_gb=tier.memory_gb, pids=tier.pids,
         shm_gb=tier.shm_gb, gpu_ids=list(gpu_ids), gpu_fraction=gpu_fraction,
@@ -116,14 +117,14 @@ def _reason(exit_info: ExitInfo, grade: dict) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def run_trial(job: TrialJob, gpu_ids: List[str] = (), on_line: Optional[Callable[[str], None]] = None,
+def run_trial(job: TrialJob, gpu_ids: Sequence[str] = (), on_line: Optional[Callable[[str], None]] = None,
               node: tuple[str, str] = ("", "")) -> TrialResult:
     """Runs one trial in this process and returns its graded record (also written to result.json).
 
     `job.location` is the sweep's location (`SweepStore.location`): a path, written in place, or an
     object-store URI, where the trial works in node-local scratch and uploads its folder at the end."""
     with trial_folder(job.location, job.spec.sweep, job.spec.trial_id) as root:
-        return _run_in(TrialPaths(root).fresh(), job, gpu_ids, on_line, node)
+        return _run_in(TrialPaths(root).fresh(), job, list(gpu_ids), on_line, node)
 
 
 def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optional[Callable[[str], None]],

@@ -9,7 +9,7 @@ import math
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
@@ -31,8 +31,8 @@ RETRYABLE = (RayActorError, WorkerCrashedError, ray.exceptions.NodeDiedError, ra
 @dataclass
 class _InFlight:
     job: TrialJob
-    actor: object
-    ref: object
+    actor: Any
+    ref: Any
     status_ref: Optional[object] = None
     started: bool = False
 
@@ -45,7 +45,7 @@ class Scheduler:
     store: SweepStore
     sandbox_kind: str
     callbacks: Sequence[SweepCallback] = ()
-    actor_cls: object = TrialActor  # a test or benchmark may pass another actor with the same methods
+    actor_cls: Any = TrialActor  # a test or benchmark may pass another actor with the same methods
     inflight: Dict[object, _InFlight] = field(default_factory=dict)
     _node_cache: List[dict] = field(default_factory=list)
     _nodes_at: float = -math.inf
@@ -55,7 +55,7 @@ class Scheduler:
 
     def _launch(self, job: TrialJob, gpu_trials_waiting: bool) -> None:
         res = job.spec.resources
-        options = dict(num_cpus=res.cpus, num_gpus=res.gpus, memory=int(res.memory_gb * GIB))
+        options: Dict[str, Any] = dict(num_cpus=res.cpus, num_gpus=res.gpus, memory=int(res.memory_gb * GIB))
         # GPU nodes' CPUs stay free for GPU trials while any wait (see mleray.placement).
         selector = cpu_only_selector(res, self._nodes(), gpu_trials_waiting)
         if selector:
@@ -217,5 +217,5 @@ class TierQueues:
 
 def _short(err: Exception) -> str:
     text = str(err).strip().splitlines()
-    lines = [l for l in text if l.strip()]
+    lines = [line for line in text if line.strip()]
     return (lines[-1] if lines else type(err).__name__)[:300]

@@ -14,7 +14,7 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import ray
 
@@ -33,7 +33,7 @@ class SweepError(RuntimeError):
 
 
 def competition_ids(cfg: SweepConfig) -> List[str]:
-    return list(cfg.competitions) if cfg.competitions else competitions.suite(cfg.suite)
+    return list(cfg.competitions) if cfg.competitions else competitions.suite(cfg.suite or "")
 
 
 def preflight(cfg: SweepConfig) -> tuple[List[str], str, str]:
@@ -73,11 +73,14 @@ def connect(cfg: SweepConfig) -> None:
     address = cfg.ray.address
     if address:
         from ray._private.services import canonicalize_bootstrap_address
-        from ray._raylet import GcsClient
+        from ray._raylet import GcsClient  # type: ignore[attr-defined]  # compiled module, no stub
 
         try:
             if "://" not in address:  # ray:// (Ray Client) addresses are left to ray.init
-                address = canonicalize_bootstrap_address(address)  # raises when "auto" finds none
+                found = canonicalize_bootstrap_address(address)  # raises when "auto" finds none
+                if found is None:
+                    raise ValueError("no running cluster found")
+                address = found
                 host, _, port = address.rpartition(":")
                 socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
                 saved = os.dup(2)  # the GCS client logs each failed try to fd 2: the error below says it
@@ -95,7 +98,8 @@ def connect(cfg: SweepConfig) -> None:
                               "ray start --head, or drop ray.address for a local Ray") from None
     else:
         # "local" always starts a fresh instance, never attaching to another user's `ray start`.
-        ray.init(address="local", num_cpus=cfg.ray.num_cpus, num_gpus=cfg.ray.num_gpus, include_dashboard=False,
+        num_gpus: Any = cfg.ray.num_gpus  # Ray's stub says int; it takes the float as given
+        ray.init(address="local", num_cpus=cfg.ray.num_cpus, num_gpus=num_gpus, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
 
 

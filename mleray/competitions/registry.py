@@ -156,7 +156,8 @@ def suite(name: str) -> List[str]:
     path = paths.find("suites", f"{name}.yaml")
     if path is None:
         known = ", ".join(paths.names("suites", "*.yaml")) or "none"
-        raise CompetitionError(f"unknown suite {name!r} (known: {known}; {paths.where_to_add('suites', name + '.yaml')})")
+        where = paths.where_to_add("suites", f"{name}.yaml")
+        raise CompetitionError(f"unknown suite {name!r} (known: {known}; {where})")
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True) or {}
     ids = raw.get("competitions") if isinstance(raw, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
