@@ -47,7 +47,7 @@ class TierConfig:
     """Resources one trial gets; Ray books them and the sandbox enforces them."""
 
     cpus: float = 1.0
-    memory_gb: float = 2.0
+    memory_gb: float = 2.0  # GiB (2**30 bytes), as Ray books and the sandbox enforces it
     gpus: float = 0.0  # fractions below 1 share a device (0.5 = two trials per GPU)
     time_limit: float = 600.0  # seconds of agent wall time
     pids: int = 512

@@ -8,9 +8,9 @@ serialises concurrent preparers with a file lock. Staging adds what a cluster ne
   is staging the same competition, the trial waits for it (reporting how long, with an optional
   timeout) instead of failing or preparing twice; when the data are already there it returns at
   once. It returns the prepared folders plus how long staging took and whether it waited.
-- `stage_on_nodes(ids)` (driver side) starts a zero-CPU Ray task pinned to every alive worker node
-  that stages the given competitions there, so the data are usually ready before the first trial
-  lands; trials that land earlier simply wait on the node's lock.
+- `stage_on_nodes(ids)` starts a zero-CPU Ray task pinned to every alive worker node that stages the
+  given competitions there, for a script that wants the data ready before a sweep; the sweep driver
+  does not call it (trials stage where they land, and cluster.yaml's worker setup warms a suite).
 - `python -m mleray.staging warm --suite offline` stages a suite on this node (cluster.yaml's
   worker setup runs it), `python -m mleray.staging status` lists what this node has staged.
 

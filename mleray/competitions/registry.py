@@ -47,14 +47,6 @@ class Competition:
     def description_path(self) -> Optional[Path]:
         return self.root / "description.md" if self.root is not None else None
 
-    @property
-    def grade_path(self) -> Optional[Path]:
-        """grade.py beside config.yaml when the metric is "custom"."""
-        if self.root is None:
-            return None
-        path = self.root / "grade.py"
-        return path if path.is_file() else None
-
 
 @dataclass(frozen=True)
 class PreparedCompetition:

@@ -61,21 +61,13 @@ def load_leaderboard(competition) -> Optional[Leaderboard]:
     return _leaderboard_cached(str(path), path.stat().st_mtime)
 
 
-def _answers_path(prepared) -> Path:
-    return Path(prepared.private_dir) / prepared.competition.answers
-
-
-def _sample_path(prepared) -> Path:
-    return Path(prepared.public_dir) / prepared.competition.sample_submission
-
-
 @functools.lru_cache(maxsize=64)
 def _answers_cached(path: str, mtime: float) -> pd.DataFrame:
     return read_csv(Path(path))
 
 
 def _load_answers(prepared) -> pd.DataFrame:
-    path = _answers_path(prepared)
+    path = prepared.answers_path
     return _answers_cached(str(path), path.stat().st_mtime).copy()
 
 
@@ -106,8 +98,8 @@ def _score_local(prepared, path: Path) -> Tuple[Optional[float], str]:
     try:
         answers = _load_answers(prepared)
     except Exception as err:
-        return None, f"cannot grade: answers {_answers_path(prepared)} unreadable ({_first_line(err)})"
-    ok, why = validate_submission(path, _sample_path(prepared), comp.id_column, answers)
+        return None, f"cannot grade: answers {prepared.answers_path} unreadable ({_first_line(err)})"
+    ok, why = validate_submission(path, prepared.sample_submission_path, comp.id_column, answers)
     if not ok:
         return None, why
     try:

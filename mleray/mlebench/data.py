@@ -61,10 +61,6 @@ def package_problem() -> Optional[str]:
     return _package_problem()
 
 
-def package_available() -> bool:
-    return _package_problem() is None
-
-
 def folders(comp) -> tuple[Path, Path]:
     """(public, private) where MLE-bench prepares this competition."""
     root = data_dir() / comp.id / "prepared"
@@ -160,5 +156,5 @@ def preflight(ids: Iterable[str]) -> List[str]:
     return problems
 
 
-__all__ = ["ENV_DATA_DIR", "INSTALL_HINT", "data_dir", "prepare_command", "package_available", "package_problem",
+__all__ = ["ENV_DATA_DIR", "INSTALL_HINT", "data_dir", "prepare_command", "package_problem",
            "folders", "missing_data", "locate", "Descriptions", "descriptions", "preflight"]
