@@ -5,26 +5,14 @@ scikit-learn regressors (profiles, linear, k-NN, trees, forests, gradient boosti
 hyperparameters and training windows (the last 4, 13 or 26 weeks before the test period, or all
 of it), each trained on public/train.csv and scored (RMSE) on the private answers.
 
-    python competitions/elecdemand-forecast/build_leaderboard.py [OUT.csv]
-
-The committed leaderboard.csv was built single-threaded with numpy 2.4.6, pandas 3.1.1, scipy 1.17.1
-and scikit-learn 1.9.1 on x86-64; other versions may move a last digit or a tie's order.
+    python competitions/elecdemand-forecast/build_leaderboard.py [--check] [--limit N] [OUT.csv]
 """
 
-from __future__ import annotations
-
-import os
-
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ[_var] = "1"
-# OpenBLAS picks its kernels by CPU, and an AVX-512 kernel moves last bits (and so k-NN ties) away from
-# the committed board: every x86-64 build uses the AVX2 (Haswell) kernels it was made with.
-os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
-
 import sys
-import tempfile
-import warnings
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import leaderboard_tools as lt  # first: it sets the thread variables before numpy loads
 
 import numpy as np
 import pandas as pd
@@ -36,9 +24,6 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import prepare as prep  # noqa: E402
-
 SEED = 5
 WINDOWS_WEEKS = [4, 13, 26, None]  # None: all training data
 FEATURE_SETS = {
@@ -50,7 +35,6 @@ FEATURE_SETS = {
     "calendar+weather_history": ["slot", "dow", "work_day", "temperature", "cooling", "heating", "temp_mean_6h",
                                  "temp_mean_24h", "day_max", "day_min", "prev_day_max", "temp_lag_1h"],
 }
-warnings.filterwarnings("ignore")
 
 
 def features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -108,53 +92,37 @@ def _models():
             max_iter=it, learning_rate=lr, random_state=SEED)
 
 
-def build(out: Path) -> pd.DataFrame:
-    with tempfile.TemporaryDirectory() as tmp:
-        public, private = Path(tmp, "public"), Path(tmp, "private")
-        prep.prepare(public, private)
-        train = pd.read_csv(public / "train.csv")
-        test = pd.read_csv(public / "test.csv")
-        answers = pd.read_csv(private / "answers.csv")
+def build():
+    train, test, answers = lt.read_prepared(HERE)
     y_true = answers.set_index("id").loc[test["id"], "demand"].to_numpy(float)
     both = features(pd.concat([train, test]).sort_values("id").reset_index(drop=True))
     f_all, f_test = both.iloc[: len(train)].reset_index(drop=True), both.iloc[len(train):].reset_index(drop=True)
     assert train["id"].max() < test["id"].min()
     y_all = train["demand"].to_numpy(float)
 
-    def rmse(pred):
-        return round(float(np.sqrt(np.mean((np.asarray(pred, float) - y_true) ** 2))), 5)
+    def entry(name, pred):
+        return lt.Entry(name, float(np.sqrt(np.mean((np.asarray(pred, float) - y_true) ** 2))))
 
-    rows = []
     for weeks in WINDOWS_WEEKS:
         start = 0 if weeks is None else len(train) - weeks * 7 * 48
         window = "all" if weeks is None else f"last_{weeks}w"
         f_tr, y_tr = f_all.iloc[start:].reset_index(drop=True), y_all[start:]
-        rows.append({"teamName": f"mean|none|window={window}", "score": rmse(np.full(len(y_true), y_tr.mean()))})
-        rows.append({"teamName": f"median|none|window={window}", "score": rmse(np.full(len(y_true), np.median(y_tr)))})
+        yield entry(f"mean|none|window={window}", np.full(len(y_true), y_tr.mean()))
+        yield entry(f"median|none|window={window}", np.full(len(y_true), np.median(y_tr)))
         profile = pd.Series(y_tr).groupby(f_tr["slot"].to_numpy()).mean()
-        rows.append({"teamName": f"slot_profile|slot|window={window}",
-                     "score": rmse(profile.loc[f_test["slot"]].to_numpy())})
+        yield entry(f"slot_profile|slot|window={window}", profile.loc[f_test["slot"]].to_numpy())
         wd_profile = pd.Series(y_tr).groupby([f_tr["slot"].to_numpy(), f_tr["work_day"].to_numpy()]).mean()
         keys = list(zip(f_test["slot"], f_test["work_day"]))
-        rows.append({"teamName": f"slot_workday_profile|slot+workday|window={window}",
-                     "score": rmse(wd_profile.reindex(keys).fillna(y_tr.mean()).to_numpy())})
+        yield entry(f"slot_workday_profile|slot+workday|window={window}",
+                    wd_profile.reindex(keys).fillna(y_tr.mean()).to_numpy())
         for fs_name, cols in FEATURE_SETS.items():
             for name, linear, make in _models():
                 if linear:
                     x_tr, x_te = linear_design(f_tr, cols), linear_design(f_test, cols)
                 else:
                     x_tr, x_te = f_tr[cols].to_numpy(float), f_test[cols].to_numpy(float)
-                model = make().fit(x_tr, y_tr)
-                rows.append({"teamName": f"{name}|{fs_name}|window={window}", "score": rmse(model.predict(x_te))})
-    board = pd.DataFrame(rows).sort_values(["score", "teamName"], ascending=[True, True])
-    board.insert(0, "teamId", [f"auto-{i:04d}" for i in range(len(board))])
-    board["submissionDate"] = "2026-01-01 00:00:00"
-    board = board[["teamId", "teamName", "submissionDate", "score"]]
-    board.to_csv(out, index=False, float_format="%.5f")
-    return board
+                yield entry(f"{name}|{fs_name}|window={window}", make().fit(x_tr, y_tr).predict(x_te))
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "leaderboard.csv"
-    b = build(target)
-    print(f"{len(b)} entries, median {b['score'].median():.5f}, best {b['score'].iloc[0]:.5f} -> {target}")
+    lt.main(build, HERE, lower_is_better=True, doc=__doc__, auto_ids=True)

@@ -12,12 +12,13 @@ Deterministic: fixed seeds; raw files checked by sha256.
 from __future__ import annotations
 
 import gzip
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+
+from mleray.competitions.sources import apt_file
 
 APT_PACKAGE = "dataset-fashion-mnist"
 RAW_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -34,17 +35,8 @@ DECIMALS = 4
 
 def _images(kind: str) -> np.ndarray:
     name = f"{kind}-images-idx3-ubyte.gz"
-    path = RAW_DIR / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: install the Debian package '{APT_PACKAGE}' (apt-get install {APT_PACKAGE})")
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256[name]:
-        raise ValueError(f"{path} has sha256 {digest}, expected {SHA256[name]} (a different version of "
-                         f"'{APT_PACKAGE}'?)")
-    raw = np.frombuffer(gzip.decompress(data), dtype=np.uint8, offset=16)
-    return raw.reshape(-1, SIDE, SIDE)
+    data = gzip.decompress(apt_file(APT_PACKAGE, RAW_DIR / name, SHA256[name]).read_bytes())
+    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(-1, SIDE, SIDE)
 
 
 def corrupt(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:

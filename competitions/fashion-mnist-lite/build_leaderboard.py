@@ -4,29 +4,16 @@ The field is automated reference pipelines, not people: scikit-learn model famil
 hyperparameters, input representations (raw pixels, PCA, downsampled images) and training-set
 fractions, each trained on public/train.csv and scored (accuracy) on the private answers.
 
-    python competitions/fashion-mnist-lite/build_leaderboard.py [OUT.csv]
-
-The committed leaderboard.csv was built single-threaded with numpy 2.4.6, pandas 3.1.1, scipy 1.17.1
-and scikit-learn 1.9.1 on x86-64; other versions may move a last digit or a tie's order.
+    python competitions/fashion-mnist-lite/build_leaderboard.py [--check] [--limit N] [OUT.csv]
 """
 
-from __future__ import annotations
-
-import os
-
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ[_var] = "1"
-# OpenBLAS picks its kernels by CPU, and an AVX-512 kernel moves last bits (and so k-NN ties) away from
-# the committed board: every x86-64 build uses the AVX2 (Haswell) kernels it was made with.
-os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
-
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import leaderboard_tools as lt  # first: it sets the thread variables before numpy loads
+
 import numpy as np
-import pandas as pd
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
@@ -37,11 +24,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import prepare as prep  # noqa: E402
-
 SEED = 7
-warnings.filterwarnings("ignore")  # convergence notes from tiny training fractions
 FRACTIONS = [0.01, 0.03, 0.1, 0.3, 1.0]
 
 
@@ -81,13 +64,8 @@ def _features(x_tr, x_te, rep):
     raise ValueError(rep)
 
 
-def build(out: Path) -> pd.DataFrame:
-    with tempfile.TemporaryDirectory() as tmp:
-        public, private = Path(tmp, "public"), Path(tmp, "private")
-        prep.prepare(public, private)
-        train = pd.read_csv(public / "train.csv")
-        test = pd.read_csv(public / "test.csv")
-        answers = pd.read_csv(private / "answers.csv")
+def build():
+    train, test, answers = lt.read_prepared(HERE)
     pix = [f"pixel{i}" for i in range(784)]
     x_all = train[pix].to_numpy(np.float64) / 255.0
     y_all = train["label"].to_numpy()
@@ -95,7 +73,6 @@ def build(out: Path) -> pd.DataFrame:
     y_true = answers.set_index("id").loc[test["id"], "label"].to_numpy()
     rng = np.random.default_rng(SEED)
     order = rng.permutation(len(y_all))
-    rows = []
     for frac in FRACTIONS:
         idx = np.sort(order[: max(20, int(round(frac * len(y_all))))])
         x_tr, y_tr = x_all[idx], y_all[idx]
@@ -110,17 +87,8 @@ def build(out: Path) -> pd.DataFrame:
                     continue
                 model = make()
                 model.fit(f_tr, y_tr)
-                acc = float(np.mean(model.predict(f_te) == y_true))
-                rows.append({"teamName": f"{name}|{rep}|train_frac={frac}", "score": round(acc, 5)})
-    board = pd.DataFrame(rows).sort_values(["score", "teamName"], ascending=[False, True])
-    board.insert(0, "teamId", [f"auto-{i:04d}" for i in range(len(board))])
-    board["submissionDate"] = "2026-01-01 00:00:00"
-    board = board[["teamId", "teamName", "submissionDate", "score"]]
-    board.to_csv(out, index=False, float_format="%.5f")
-    return board
+                yield lt.Entry(f"{name}|{rep}|train_frac={frac}", float(np.mean(model.predict(f_te) == y_true)))
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "leaderboard.csv"
-    b = build(target)
-    print(f"{len(b)} entries, median {b['score'].median():.5f}, best {b['score'].iloc[0]:.5f} -> {target}")
+    lt.main(build, HERE, lower_is_better=False, doc=__doc__, auto_ids=True)

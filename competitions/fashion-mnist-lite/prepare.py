@@ -7,11 +7,12 @@ Deterministic: fixed seed, raw files checked by sha256.
 from __future__ import annotations
 
 import gzip
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from mleray.competitions.sources import apt_file
 
 APT_PACKAGE = "dataset-fashion-mnist"
 RAW_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -29,17 +30,7 @@ CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 
 def _raw(name: str) -> bytes:
-    path = RAW_DIR / name
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: install the Debian package '{APT_PACKAGE}' "
-            f"(apt-get install {APT_PACKAGE})")
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SHA256[name]:
-        raise ValueError(f"{path} has sha256 {digest}, expected {SHA256[name]} "
-                         f"(a different version of '{APT_PACKAGE}'?)")
-    return gzip.decompress(data)
+    return gzip.decompress(apt_file(APT_PACKAGE, RAW_DIR / name, SHA256[name]).read_bytes())
 
 
 def load_split(kind: str) -> tuple[np.ndarray, np.ndarray]:

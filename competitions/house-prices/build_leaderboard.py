@@ -1,51 +1,40 @@
 """Regenerates leaderboard.csv: 300 automated reference pipelines scored on the private answers.
 
-    python competitions/house-prices/build_leaderboard.py [--check] [--limit N]
+    python competitions/house-prices/build_leaderboard.py [--check] [--limit N] [OUT.csv]
 
 Model families (ridge, lasso, least squares, k-NN, trees, forests, boosting), with and without a log
-transform of the price,
-hyperparameters, feature subsets and shares of the training rows are sampled from one seeded
-generator; everything runs on one thread, so the output is the same byte for byte. --check
-compares with the committed file instead of writing it; --limit N runs only the first N pipelines
-(and with --check compares their scores with the committed ones).
+transform of the price, hyperparameters, feature subsets and shares of the training rows are sampled
+by leaderboard_tools.sample_configs from one seeded generator.
 """
 
-import os
+import sys
+from pathlib import Path
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"):
-    os.environ.setdefault(_var, "1" if _var != "PYTHONHASHSEED" else "0")
-# OpenBLAS picks its kernels by CPU, and an AVX-512 kernel moves last bits (and so k-NN ties) away from
-# the committed board: every x86-64 build uses the AVX2 (Haswell) kernels it was made with.
-os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import leaderboard_tools as lt  # first: it sets the thread variables before numpy loads
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import numpy as np
+import pandas as pd
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from mleray.grading.metrics import score
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
-
-from mleray.competitions import reference  # noqa: E402
-from mleray.grading.metrics import score  # noqa: E402
-
 N_PIPELINES, SEED = 300, 20260101
 CORE = ["OverallQual", "GrLivArea", "Neighborhood", "TotalBsmtSF", "GarageCars"]
 
 
-def build(limit=None):
-    train, test, answers = reference.read_prepared(HERE)
+def build():
+    train, test, answers = lt.read_prepared(HERE)
     features = [c for c in test.columns if c != "Id"]
-    configs = reference.sample_configs(N_PIPELINES, SEED, "regression", features, CORE, log_target_p=0.8)[:limit]
+    configs = lt.sample_configs(N_PIPELINES, SEED, "regression", features, CORE, log_target_p=0.8)
 
     def score_fn(pred):
         sub = pd.DataFrame({"Id": test["Id"], "SalePrice": np.clip(pred, 1000, None)})
         return score("rmse_log", sub, answers, "Id", ["SalePrice"])
 
-    return reference.run_configs(configs, "regression", train[features], train["SalePrice"].astype(float),
-                                 test[features], score_fn)
+    return lt.run_configs(configs, "regression", train[features], train["SalePrice"].astype(float),
+                          test[features], score_fn)
 
 
 if __name__ == "__main__":
-    reference.main(build, HERE, lower_is_better=True, description=__doc__.splitlines()[0])
+    lt.main(build, HERE, lower_is_better=True, doc=__doc__)

@@ -5,29 +5,16 @@ precomputed clip features of train.csv (all of them, the band energies only, the
 summaries only, the envelope only), crossed with hyperparameters and training subsets (random
 fractions of the clips, or leaving whole kits out), scored (macro F1) on the private answers.
 
-    python competitions/hydrogen-drum-hits/build_leaderboard.py [OUT.csv]
-
-The committed leaderboard.csv was built single-threaded with numpy 2.4.6, pandas 3.1.1, scipy 1.17.1
-and scikit-learn 1.9.1 on x86-64; other versions may move a last digit or a tie's order.
+    python competitions/hydrogen-drum-hits/build_leaderboard.py [--check] [--limit N] [OUT.csv]
 """
 
-from __future__ import annotations
-
-import os
-
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ[_var] = "1"
-# OpenBLAS picks its kernels by CPU, and an AVX-512 kernel moves last bits (and so k-NN ties) away from
-# the committed board: every x86-64 build uses the AVX2 (Haswell) kernels it was made with.
-os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
-
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import leaderboard_tools as lt  # first: it sets the thread variables before numpy loads
+
 import numpy as np
-import pandas as pd
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier, RandomForestClassifier
@@ -41,11 +28,7 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import prepare as prep  # noqa: E402
-
 SEED = 21
-warnings.filterwarnings("ignore")
 
 
 def _models():
@@ -66,13 +49,8 @@ def _models():
     yield "hist_gbm(iter=100)", lambda: HistGradientBoostingClassifier(max_iter=100, random_state=SEED)
 
 
-def build(out: Path) -> pd.DataFrame:
-    with tempfile.TemporaryDirectory() as tmp:
-        public, private = Path(tmp, "public"), Path(tmp, "private")
-        prep.prepare(public, private)
-        train = pd.read_csv(public / "train.csv")
-        test = pd.read_csv(public / "test.csv")
-        answers = pd.read_csv(private / "answers.csv")
+def build():
+    train, test, answers = lt.read_prepared(HERE)
     y_true = answers.set_index("id").loc[test["id"], "label"].to_numpy()
     bands = [c for c in train.columns if c.startswith("band")]
     spectral = ["spectral_centroid", "spectral_rolloff", "spectral_flatness", "zero_crossing_rate"]
@@ -88,7 +66,6 @@ def build(out: Path) -> pd.DataFrame:
         subsets[f"random_frac={frac}"] = np.sort(order[: int(round(frac * len(train)))])
     subsets["largest_kit_out"] = np.flatnonzero(train["kit"] != train["kit"].value_counts().index[0])
     subsets["three_kits_only"] = np.flatnonzero(train["kit"].isin(kits[:3]))
-    rows = []
     for sub_name, idx in subsets.items():
         y_tr = train["label"].to_numpy()[idx]
         for fs_name, cols in feature_sets.items():
@@ -97,17 +74,8 @@ def build(out: Path) -> pd.DataFrame:
                 if name in ("majority", "stratified_random") and fs_name != "all":
                     continue
                 pred = make().fit(x_tr, y_tr).predict(x_te)
-                f1 = float(f1_score(y_true, pred, average="macro"))
-                rows.append({"teamName": f"{name}|{fs_name}|{sub_name}", "score": round(f1, 5)})
-    board = pd.DataFrame(rows).sort_values(["score", "teamName"], ascending=[False, True])
-    board.insert(0, "teamId", [f"auto-{i:04d}" for i in range(len(board))])
-    board["submissionDate"] = "2026-01-01 00:00:00"
-    board = board[["teamId", "teamName", "submissionDate", "score"]]
-    board.to_csv(out, index=False, float_format="%.5f")
-    return board
+                yield lt.Entry(f"{name}|{fs_name}|{sub_name}", float(f1_score(y_true, pred, average="macro")))
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "leaderboard.csv"
-    b = build(target)
-    print(f"{len(b)} entries, median {b['score'].median():.5f}, best {b['score'].iloc[0]:.5f} -> {target}")
+    lt.main(build, HERE, lower_is_better=False, doc=__doc__, auto_ids=True)

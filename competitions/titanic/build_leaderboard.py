@@ -1,49 +1,38 @@
 """Regenerates leaderboard.csv: 300 automated reference pipelines scored on the private answers.
 
-    python competitions/titanic/build_leaderboard.py [--check] [--limit N]
+    python competitions/titanic/build_leaderboard.py [--check] [--limit N] [OUT.csv]
 
 Model families (logistic regression, k-NN, trees, forests, boosting, naive Bayes, linear SVM),
-hyperparameters, feature subsets and shares of the training rows are sampled from one seeded
-generator; everything runs on one thread, so the output is the same byte for byte. --check
-compares with the committed file instead of writing it; --limit N runs only the first N pipelines
-(and with --check compares their scores with the committed ones).
+hyperparameters, feature subsets and shares of the training rows are sampled by
+leaderboard_tools.sample_configs from one seeded generator.
 """
 
-import os
+import sys
+from pathlib import Path
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED"):
-    os.environ.setdefault(_var, "1" if _var != "PYTHONHASHSEED" else "0")
-# OpenBLAS picks its kernels by CPU, and an AVX-512 kernel moves last bits (and so k-NN ties) away from
-# the committed board: every x86-64 build uses the AVX2 (Haswell) kernels it was made with.
-os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import leaderboard_tools as lt  # first: it sets the thread variables before numpy loads
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import pandas as pd
 
-import pandas as pd  # noqa: E402
+from mleray.grading.metrics import score
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
-
-from mleray.competitions import reference  # noqa: E402
-from mleray.grading.metrics import score  # noqa: E402
-
 N_PIPELINES, SEED = 300, 20260101
 FEATURES = ["Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Ticket", "Fare", "Cabin", "Embarked"]
 CORE = ["Sex", "Pclass", "Fare"]
 
 
-def build(limit=None):
-    train, test, answers = reference.read_prepared(HERE, dtype={"Ticket": str})
-    configs = reference.sample_configs(N_PIPELINES, SEED, "classification", FEATURES, CORE)[:limit]
+def build():
+    train, test, answers = lt.read_prepared(HERE, dtype={"Ticket": str})
+    configs = lt.sample_configs(N_PIPELINES, SEED, "classification", FEATURES, CORE)
 
     def score_fn(pred):
         sub = pd.DataFrame({"PassengerId": test["PassengerId"], "Survived": pred.astype(int)})
         return score("accuracy", sub, answers, "PassengerId", ["Survived"])
 
-    return reference.run_configs(configs, "classification", train[FEATURES], train["Survived"], test[FEATURES],
-                                 score_fn)
+    return lt.run_configs(configs, "classification", train[FEATURES], train["Survived"], test[FEATURES], score_fn)
 
 
 if __name__ == "__main__":
-    reference.main(build, HERE, lower_is_better=False, description=__doc__.splitlines()[0])
+    lt.main(build, HERE, lower_is_better=False, doc=__doc__)

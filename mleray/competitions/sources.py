@@ -1,5 +1,6 @@
-"""Helpers for prepare.py scripts: find a data file inside an installed, pinned pip distribution and
-check its sha256, so a competition's data are exactly what its leaderboard was built on."""
+"""Helpers for prepare.py scripts: find a data file inside an installed, pinned pip distribution (or
+one a Debian package installs) and check its sha256, so a competition's data are exactly what its
+leaderboard was built on."""
 
 from __future__ import annotations
 
@@ -37,4 +38,14 @@ def package_file(distribution: str, version: str, relpath: str, expected_sha256:
     if got != expected_sha256:
         raise SourceError(f"{path} has sha256 {got}, expected {expected_sha256} "
                           f"(reinstall: {install} --force-reinstall)")
+    return path
+
+
+def apt_file(package: str, path: Path, expected_sha256: str) -> Path:
+    """`path`, a file the Debian package `package` installs, after checking its sha256."""
+    if not path.is_file():
+        raise SourceError(f"{path} is missing: install the Debian package '{package}' (apt-get install {package})")
+    got = sha256(path)
+    if got != expected_sha256:
+        raise SourceError(f"{path} has sha256 {got}, expected {expected_sha256} (a different version of '{package}'?)")
     return path
