@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from mleray import competitions
+from mleray.agent_files import refusal
 from mleray.config import AgentConfig, load_agent
 from mleray.grading import grade_submission
 from mleray.records import Status, TrialResult
@@ -148,9 +149,9 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
 
     t2 = time.monotonic()
     final = paths.submission / "submission.csv"
-    grade = grade_submission(prepared, final)
+    grade = grade_submission(prepared, final, follow_links=False)  # the agent wrote it: never follow a link
     snapshots = [{"elapsed_s": snap.elapsed_s, "path": str(snap.path.relative_to(paths.root)),
-                  **_snapshot_fields(grade_submission(prepared, snap.path))}
+                  **_snapshot_fields(grade_submission(prepared, snap.path, follow_links=False))}
                  for snap in Snapshotter.list(paths.snapshots)]
     grading_s = time.monotonic() - t2
 
@@ -164,7 +165,8 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
         gpu_ids=list(gpu_ids), cpus=spec.resources.cpus, memory_gb=spec.resources.memory_gb,
         gpus=spec.resources.gpus, time_limit=spec.resources.time_limit, snapshots=snapshots)
     # relative to the sweep folder, so the same whatever the storage
-    record.submission_path = f"trials/{spec.trial_id}/{final.relative_to(paths.root)}" if final.exists() else None
+    kept = final.exists() and refusal(final) is None  # a link planted by the agent is not offered to readers
+    record.submission_path = f"trials/{spec.trial_id}/{final.relative_to(paths.root)}" if kept else None
     paths.result.write_text(json.dumps(record.to_dict(), indent=2, default=str))
     return record
 

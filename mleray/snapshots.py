@@ -1,28 +1,23 @@
 """Submission snapshots: every `interval` seconds the current submission is copied out if it
-changed, stamped with the elapsed time, so one long run yields a time-scaling curve."""
+changed, stamped with the elapsed time, so one long run yields a time-scaling curve. The agent is
+still running while this reads its file: links, FIFOs and oversized files are skipped, never followed."""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from mleray.agent_files import AgentFileError, read_regular
+
 
 @dataclass(frozen=True)
 class Snapshot:
     elapsed_s: float
     path: Path
-
-
-def _digest(path: Path) -> Optional[str]:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 class Snapshotter:
@@ -36,12 +31,16 @@ class Snapshotter:
 
     def take(self) -> Optional[Snapshot]:
         """Copies the submission out if it exists and changed since the last snapshot."""
-        digest = _digest(self.submission)
-        if digest is None or digest == self._last:
+        try:
+            data = read_regular(self.submission)
+        except (OSError, AgentFileError):  # absent, or something the host does not read
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._last:
             return None
         elapsed = time.monotonic() - self.t0
         target = self.folder / f"{elapsed:010.1f}s.csv"
-        shutil.copyfile(self.submission, target)
+        target.write_bytes(data)
         self._last = digest
         return Snapshot(round(elapsed, 1), target)
 

@@ -29,6 +29,7 @@ from typing import Any, Optional, Tuple
 
 import pandas as pd
 
+from mleray.agent_files import refusal
 from mleray.grading.rank import Leaderboard, LeaderboardError, rank
 from mleray.grading.validate import _first_line, check_score, validate_submission
 from mleray.records import MLEBENCH_REPORT_KEYS, now
@@ -174,13 +175,19 @@ def _score_mlebench(prepared, path: Path) -> Tuple[Optional[float], str]:
 # ------------------------------------------------------------------------------------ public
 
 
-def grade_submission(prepared, submission_path: Path) -> dict:
-    """One MLE-bench report entry (MLEBENCH_REPORT_KEYS, in order) plus `reason`. Never raises."""
+def grade_submission(prepared, submission_path: Path, follow_links: bool = True) -> dict:
+    """One MLE-bench report entry (MLEBENCH_REPORT_KEYS, in order) plus `reason`. Never raises.
+
+    follow_links=False is for files an agent wrote: a link, a non-regular or an oversized file is
+    "no submission" with the reason, and is never opened (mleray.agent_files)."""
     path = Path(submission_path)
     comp = prepared.competition
-    submission_exists = path.is_file() and path.suffix.lower() == ".csv"
+    refused = None if follow_links else refusal(path)
+    submission_exists = refused is None and path.is_file() and path.suffix.lower() == ".csv"
     score: Optional[float] = None
-    if not path.exists():
+    if refused is not None:
+        reason = f"no submission: {refused}"
+    elif not path.exists():
         reason = f"no submission: {path} does not exist"
     elif not path.is_file():
         reason = f"no submission: {path} is not a file"
