@@ -13,7 +13,6 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
@@ -21,7 +20,7 @@ from mleray import competitions
 from mleray.agent_files import refusal
 from mleray.config import AgentConfig, load_agent
 from mleray.grading import grade_submission
-from mleray.records import Status, TrialResult
+from mleray.records import Status, TrialResult, now
 from mleray.sandbox import make_sandbox
 from mleray.sandbox.base import ExitInfo, SandboxSpec
 from mleray.snapshots import Snapshotter
@@ -30,10 +29,6 @@ from mleray.trial_folder import trial_folder
 from mleray.trials import TrialJob, TrialSpec
 
 INSTRUCTIONS = Path(__file__).with_name("instructions.txt")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 @dataclass
@@ -131,7 +126,7 @@ def run_trial(job: TrialJob, gpu_ids: Sequence[str] = (), on_line: Optional[Call
 def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optional[Callable[[str], None]],
             node: tuple[str, str]) -> TrialResult:
     spec, attempt = job.spec, job.attempt
-    started, t0 = _now(), time.monotonic()
+    started, t0 = now(), time.monotonic()
     agent = load_agent(spec.agent)
     # Node-local, once per node; a trial that finds another staging the same data waits and says so.
     prepared, _ = stage(spec.competition, on_wait=on_line)
@@ -160,7 +155,7 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
         sweep=spec.sweep, trial_id=spec.trial_id, agent=spec.agent, tier=spec.tier, seed=spec.seed,
         attempt=attempt, status=Status.GRADED, reason=_reason(exit_info, grade), exit_code=exit_info.exit_code,
         timed_out=exit_info.timed_out, oom_killed=exit_info.oom_killed, sandbox=job.sandbox_kind,
-        description=job.description, started_at=started, finished_at=_now(), staging_s=round(staging_s, 3),
+        description=job.description, started_at=started, finished_at=now(), staging_s=round(staging_s, 3),
         agent_s=round(agent_s, 3), grading_s=round(grading_s, 3), node_id=node[0], node_ip=node[1],
         gpu_ids=list(gpu_ids), cpus=spec.resources.cpus, memory_gb=spec.resources.memory_gb,
         gpus=spec.resources.gpus, time_limit=spec.resources.time_limit, snapshots=snapshots)

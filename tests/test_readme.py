@@ -66,9 +66,7 @@ def python_m(argv: List[str]) -> List[str]:
 
 def check_sweep_config(args: List[str]) -> None:
     """A sweep command's config loads and names agents and competitions that exist."""
-    from mleray.sweep import main_parser
-
-    ns = main_parser().parse_args(args)
+    ns = _parse(args)
     cfg = load_sweep(ns.config, list(ns.overrides) + ([f"ray.address={ns.address}"] if ns.address else []))
     for agent in cfg.agents:
         load_agent(agent)
@@ -89,10 +87,11 @@ def test_readme_starts_with_the_two_commands_ci_runs():
     assert "bash .ci/setup" in ci and ci[-1] == "python -m pytest -q", ci
 
 
-def _sweep_args(argv: List[str]):
+def _parse(args: List[str]):
+    """A sweep command's arguments, read by `python -m mleray.sweep`'s own parser."""
     from mleray.sweep import main_parser
 
-    return main_parser().parse_args(argv[3:])
+    return main_parser().parse_args(args)
 
 
 def test_every_readme_command_works(tmp_path, docker_client):
@@ -104,7 +103,7 @@ def test_every_readme_command_works(tmp_path, docker_client):
         if argv[:3] != ["python", "-m", "mleray.sweep"]:
             continue
         handled.append(line)
-        ns = _sweep_args(argv)
+        ns = _parse(argv[3:])
         if ns.address or any(a.startswith("ray.address=") for a in ns.overrides):
             check_sweep_config(argv[3:])  # needs a cluster: tests/test_cluster_*.py run the cluster path
             continue
