@@ -3,7 +3,7 @@
 In the same run, alternating, with several repetitions each (median reported):
 - bare:  `docker run --rm --network none IMAGE true` (the docker CLI, what a person would type),
          and the same through the docker SDK (containers.run(..., remove=True));
-- trial: `mleray.runner.run_trial(job)` with sandbox_kind "docker" for a no-op agent (command
+- trial: `mleray.trial.runner.run_trial(job)` with sandbox_kind "docker" for a no-op agent (command
          `true` in the same image) on a prepared competition: fresh trial folders, the outside
          validation server and the shim inside, the hardened container with its limits and mounts,
          log streaming, waiting, removal, grading of the (absent) submission and result.json.
@@ -27,12 +27,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
-from mleray import images, runner  # noqa: E402
 from mleray.config import AgentConfig, SweepConfig, TierConfig  # noqa: E402
-from mleray.trials import TrialJob, TrialSpec  # noqa: E402
+from mleray.sandbox import images  # noqa: E402
+from mleray.sweep.trials import TrialJob, TrialSpec  # noqa: E402
+from mleray.trial import runner  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

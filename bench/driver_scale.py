@@ -29,16 +29,16 @@ from pathlib import Path
 
 import ray
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
-from mleray.actor import TrialHost  # noqa: E402
-from mleray.callbacks import SweepCallback  # noqa: E402
 from mleray.config import SweepConfig, TierConfig  # noqa: E402
 from mleray.records import Status, TrialResult  # noqa: E402
-from mleray.scheduler import Scheduler  # noqa: E402
-from mleray.store import SweepStore  # noqa: E402
-from mleray.trials import TrialSpec  # noqa: E402
+from mleray.storage.store import SweepStore  # noqa: E402
+from mleray.sweep.callbacks import SweepCallback  # noqa: E402
+from mleray.sweep.scheduler import Scheduler  # noqa: E402
+from mleray.sweep.trials import TrialSpec  # noqa: E402
+from mleray.trial.actor import TrialHost  # noqa: E402
 
 
 @ray.remote(max_restarts=0, max_concurrency=2)

@@ -3,10 +3,10 @@
 A simulated cluster (ray.cluster_utils.Cluster in this process; worker nodes with fake CPU/GPU
 counts, the first one doubling as the head) runs the same trials, one scheduler after the other:
 
-- mleray: `mleray.scheduler.Scheduler`, one actor per trial asking for the trial's own shape
+- mleray: `mleray.sweep.scheduler.Scheduler`, one actor per trial asking for the trial's own shape
   (CPUs, fractional or whole GPUs), through the scheduler's `actor_cls` hook with an actor that
   sleeps for the trial's known duration instead of running an agent; with the scheduler's
-  per-tier queues in Ray and its placement rules (mleray.placement).
+  per-tier queues in Ray and its placement rules (mleray.sweep.placement).
 - pool: a fixed pool like MLE-bench's runner (`run_agent.py`: N asyncio workers, each taking the
   next trial from a queue and running it in a container of one fixed hardware config). Here N
   long-lived Ray actors, each holding one slot sized for the largest trial (so any trial fits any
@@ -45,16 +45,16 @@ from pathlib import Path
 
 import ray
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
-from mleray.actor import TrialHost  # noqa: E402
 from mleray.config import SweepConfig, TierConfig  # noqa: E402
 from mleray.records import Status, TrialResult  # noqa: E402
-from mleray.placement import gpu_nodes_to_avoid, plan_launches  # noqa: E402
-from mleray.scheduler import Scheduler  # noqa: E402
-from mleray.store import SweepStore  # noqa: E402
-from mleray.trials import TrialSpec  # noqa: E402
+from mleray.storage.store import SweepStore  # noqa: E402
+from mleray.sweep.placement import gpu_nodes_to_avoid, plan_launches  # noqa: E402
+from mleray.sweep.scheduler import Scheduler  # noqa: E402
+from mleray.sweep.trials import TrialSpec  # noqa: E402
+from mleray.trial.actor import TrialHost  # noqa: E402
 
 # Worker nodes of the simulated cluster (fake resources), and the trial shapes (tiers) of the sweep.
 NODES = {"cpu8": {"num_cpus": 8, "num_gpus": 0},
@@ -202,7 +202,7 @@ def run_pool(trials) -> dict:
 
 def simulate_mleray(trials, nodes: dict) -> float:
     """Makespan of mleray's policy with zero overheads (instant actor start, instant driver): the
-    driver hands Ray what mleray.placement.plan_launches asks for; whenever resources free up,
+    driver hands Ray what mleray.sweep.placement.plan_launches asks for; whenever resources free up,
     trials waiting in Ray, in launch order, take the first node they fit on (Ray places any pending
     actor that fits), CPU-only ones only on GPU-free nodes while GPU trials wait."""
     capacity = node_capacity(nodes)

@@ -2,6 +2,6 @@
 
 import sys
 
-from mleray.cli import main
+from mleray.cli.main import main
 
 sys.exit(main())

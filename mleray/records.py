@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional
 
 if TYPE_CHECKING:
-    from mleray.trials import TrialSpec
+    from mleray.sweep.trials import TrialSpec
 
 # The keys of one entry of MLE-bench's grading report, in MLE-bench's order.
 MLEBENCH_REPORT_KEYS = (

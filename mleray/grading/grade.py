@@ -29,11 +29,12 @@ from typing import Any, Optional, Tuple
 
 import pandas as pd
 
-from mleray.agent_files import refusal
+from mleray.errors import one_line
 from mleray.grading.rank import Leaderboard, LeaderboardError, rank
-from mleray.grading.validate import _first_line, check_score, validate_submission
+from mleray.grading.validate import check_score, validate_submission
 from mleray.records import MLEBENCH_REPORT_KEYS, now
 from mleray.sandbox.validation import VALID_MESSAGE
+from mleray.trial.agent_files import refusal
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def _score_local(prepared, path: Path) -> Tuple[Optional[float], str]:
     try:
         answers = _load_answers(prepared)
     except Exception as err:
-        return None, f"cannot grade: answers {prepared.answers_path} unreadable ({_first_line(err)})"
+        return None, f"cannot grade: answers {prepared.answers_path} unreadable ({one_line(err)})"
     ok, why = validate_submission(path, prepared.sample_submission_path, comp.id_column, answers)
     if not ok:
         return None, why
@@ -112,7 +113,7 @@ def _score_local(prepared, path: Path) -> Tuple[Optional[float], str]:
 
             raw = metrics.score(comp.metric, submission, answers, comp.id_column, list(comp.target_columns))
     except Exception as err:  # InvalidSubmission or any failure of the metric on this file
-        return None, f"cannot score the submission: {_first_line(err)}"
+        return None, f"cannot score the submission: {one_line(err)}"
     ok, why = check_score(raw)
     if not ok:
         return None, why
@@ -144,32 +145,32 @@ def _score_mlebench(prepared, path: Path) -> Tuple[Optional[float], str]:
         from mlebench.registry import registry as default_registry
         from mlebench.utils import load_answers
     except Exception as err:
-        return None, f"cannot grade: {MLEBENCH_MISSING} ({_first_line(err)})"
+        return None, f"cannot grade: {MLEBENCH_MISSING} ({one_line(err)})"
     comp = prepared.competition
     data_dir = Path(prepared.private_dir).parents[2]  # <data_dir>/<id>/prepared/private
     try:
         official = _official_competition(default_registry, str(data_dir), comp.id)
         answers = _official_answers(load_answers, str(official.answers), Path(official.answers).stat().st_mtime)
     except Exception as err:
-        return None, f"cannot grade: the mlebench package cannot load '{comp.id}' ({_first_line(err)})"
+        return None, f"cannot grade: the mlebench package cannot load '{comp.id}' ({one_line(err)})"
     try:
         submission = read_csv(path)
     except pd.errors.EmptyDataError:
         submission = pd.DataFrame()  # MLE-bench's read_csv gives an empty frame; its grader rejects it
     except Exception as err:
-        return None, f"submission is not parseable as CSV: {_first_line(err)}"
+        return None, f"submission is not parseable as CSV: {one_line(err)}"
     try:
         raw = official.grader.grade_fn(submission, _answers_copy(answers))
     except InvalidSubmissionError as err:
-        return None, f"invalid submission: {_first_line(err)}"
+        return None, f"invalid submission: {one_line(err)}"
     except Exception as err:
-        return None, f"the official grader failed on this submission: {type(err).__name__}: {_first_line(err)}"
+        return None, f"the official grader failed on this submission: {type(err).__name__}: {one_line(err)}"
     if raw is None:
         return None, "the official grader returned no score"
     try:
         return _round(raw), ""
     except (TypeError, ValueError) as err:
-        return None, f"the official grader returned {raw!r}: {_first_line(err)}"
+        return None, f"the official grader returned {raw!r}: {one_line(err)}"
 
 
 # ------------------------------------------------------------------------------------ public
@@ -179,7 +180,7 @@ def grade_submission(prepared, submission_path: Path, follow_links: bool = True)
     """One MLE-bench report entry (MLEBENCH_REPORT_KEYS, in order) plus `reason`. Never raises.
 
     follow_links=False is for files an agent wrote: a link, a non-regular or an oversized file is
-    "no submission" with the reason, and is never opened (mleray.agent_files)."""
+    "no submission" with the reason, and is never opened (mleray.trial.agent_files)."""
     path = Path(submission_path)
     comp = prepared.competition
     refused = None if follow_links else refusal(path)
@@ -201,7 +202,7 @@ def grade_submission(prepared, submission_path: Path, follow_links: bool = True)
                 score, reason = _score_local(prepared, path)
         except Exception as err:  # a bug or an unreadable file must not crash the trial
             log.exception("grading %s for %s failed", path, comp.id)
-            score, reason = None, f"grading failed: {type(err).__name__}: {_first_line(err)}"
+            score, reason = None, f"grading failed: {type(err).__name__}: {one_line(err)}"
     try:
         ranking = rank(score, load_leaderboard(comp))
     except LeaderboardError as err:
@@ -241,7 +242,7 @@ def validate_only(prepared, submission_path: Path) -> Tuple[bool, str]:
         else:
             score, reason = _score_local(prepared, path)
     except Exception as err:
-        return False, f"validation failed: {type(err).__name__}: {_first_line(err)}"
+        return False, f"validation failed: {type(err).__name__}: {one_line(err)}"
     if score is None:
         return False, reason or "the submission could not be scored"
     return True, VALID_MESSAGE

@@ -22,6 +22,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from mleray.errors import one_line
+
 SHOW = 5  # how many offending values a reason shows
 
 
@@ -36,11 +38,6 @@ def _few(values: Sequence, total: Optional[int] = None) -> str:
 def _read(path: Path, id_column: Optional[str]) -> pd.DataFrame:
     dtype = {id_column: str} if id_column else None
     return pd.read_csv(path, dtype=dtype, float_precision="round_trip", keep_default_na=True)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 def _ids(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -61,7 +58,7 @@ def validate_submission(submission_path: Path, sample_path: Path, id_column: str
     try:
         return _validate(Path(submission_path), Path(sample_path), id_column, answers)
     except Exception as err:  # never raise on bad input
-        return False, f"submission could not be checked: {type(err).__name__}: {_first_line(err)}"
+        return False, f"submission could not be checked: {type(err).__name__}: {one_line(err)}"
 
 
 def _validate(sub_path: Path, sample_path: Path, id_column: str,
@@ -82,7 +79,7 @@ def _validate(sub_path: Path, sample_path: Path, id_column: str,
     try:
         sample_head = pd.read_csv(sample_path, nrows=0)
     except Exception as err:
-        return False, f"cannot check the submission: sample submission {sample_path} unreadable ({_first_line(err)})"
+        return False, f"cannot check the submission: sample submission {sample_path} unreadable ({one_line(err)})"
     sample_cols = [str(c) for c in sample_head.columns]
     id_column = id_column or (sample_cols[0] if sample_cols else "")
     if id_column not in sample_cols:
@@ -94,11 +91,11 @@ def _validate(sub_path: Path, sample_path: Path, id_column: str,
     try:
         sub = _read(sub_path, id_column)
     except UnicodeDecodeError as err:
-        return False, f"submission is not a text CSV file (cannot decode: {_first_line(err)})"
+        return False, f"submission is not a text CSV file (cannot decode: {one_line(err)})"
     except pd.errors.EmptyDataError:
         return False, "submission file has no content (no header, no rows)"
     except Exception as err:
-        return False, f"submission is not parseable as CSV: {_first_line(err)}"
+        return False, f"submission is not parseable as CSV: {one_line(err)}"
     sub.columns = [str(c) for c in sub.columns]
 
     # -- columns -------------------------------------------------------------------------------

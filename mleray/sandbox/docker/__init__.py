@@ -1,5 +1,5 @@
 """The Docker backend: `engine` (the one client factory), `spec` (the container a SandboxSpec makes,
-pure), `sandbox` (the lifecycle: DockerSandbox). Images are built by mleray.images (`mleray images build`)."""
+pure), `sandbox` (the lifecycle: DockerSandbox). Images are built by mleray.sandbox.images (`mleray images build`)."""
 
 from mleray.sandbox.docker.sandbox import DockerSandbox
 from mleray.sandbox.docker.spec import container_kwargs

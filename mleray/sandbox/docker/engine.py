@@ -9,6 +9,7 @@ from typing import Dict, Optional
 
 import docker
 
+from mleray.errors import one_line
 from mleray.sandbox.base import SandboxError
 
 _ADDRESS = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")  # what docker.from_env reads
@@ -18,12 +19,6 @@ _lock = threading.Lock()
 
 class EngineError(SandboxError):
     """No Docker engine answers at the configured address."""
-
-
-def one_line(err: BaseException) -> str:
-    """An exception as one short line (the docker SDK's messages run over several)."""
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else type(err).__name__
 
 
 def no_engine(err: BaseException) -> str:

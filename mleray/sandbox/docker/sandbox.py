@@ -21,9 +21,10 @@ import docker
 import requests
 from docker.models.containers import Container, _create_container_args
 
+from mleray.errors import one_line
 from mleray.sandbox.base import ExitInfo, NotStarted, Sandbox, SandboxError, SandboxSpec
 from mleray.sandbox.docker import engine
-from mleray.sandbox.docker.engine import EngineError, one_line
+from mleray.sandbox.docker.engine import EngineError
 from mleray.sandbox.docker.spec import container_kwargs
 
 AGENT_UID = AGENT_GID = 1000

@@ -1,0 +1,32 @@
+"""The results file: appended and flushed per trial, never twice, survives a torn last line."""
+
+import json
+
+import pytest
+
+from mleray.storage.store import SweepStore
+
+
+def test_append_once_and_reload(tmp_path):
+    store = SweepStore(tmp_path)
+    assert store.append({"trial_id": "a", "score": 1})
+    assert not store.append({"trial_id": "a", "score": 2})
+    assert store.append({"trial_id": "b"})
+    again = SweepStore(tmp_path)
+    assert again.done == {"a", "b"} and again.records[0]["score"] == 1
+    assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 2
+
+
+def test_torn_last_line_is_cut(tmp_path):
+    path = tmp_path / "trials.jsonl"
+    path.write_text(json.dumps({"trial_id": "a"}) + "\n" + '{"trial_id": "b", "sco')
+    store = SweepStore(tmp_path)
+    assert store.done == {"a"}
+    store.append({"trial_id": "b"})
+    assert [json.loads(l)["trial_id"] for l in path.read_text().splitlines()] == ["a", "b"]
+
+
+def test_corrupt_middle_line_is_a_clear_error(tmp_path):
+    (tmp_path / "trials.jsonl").write_text("garbage\n" + json.dumps({"trial_id": "a"}) + "\n")
+    with pytest.raises(ValueError, match="trials.jsonl:1: not a JSON record"):
+        SweepStore(tmp_path)
