@@ -52,6 +52,7 @@ class TierConfig:
     time_limit: float = 600.0  # seconds of agent wall time
     pids: int = 512
     shm_gb: float = 1.0
+    disk_gb: float = 50.0  # GiB a trial may write into its writable folders (and container layer)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class SweepConfig:
     max_in_flight: int = 0  # 0: as many as the cluster's resources admit
     snapshot_interval: float = 3600.0  # seconds between submission snapshots
     grace_period: float = 10.0  # seconds between SIGTERM and kill at the time limit
+    max_submission_mb: float = 1024.0  # MiB; a larger submission (or snapshot, or /validate upload) is invalid
     report: bool = True
 
 

@@ -65,8 +65,15 @@ class TrialResult:
     reason: str = ""  # why invalid / failed / timed out; empty when all went well
     exit_code: Optional[int] = None
     timed_out: bool = False
-    oom_killed: bool = False
+    oom_killed: bool = False  # the agent's main process was killed for memory
+    child_oom_killed: bool = False  # a process the agent started was killed for memory; the agent went on
+    killed_externally: bool = False  # stopped from outside (not by mleray's time limit, not its own exit)
+    disk_exceeded: bool = False  # stopped for writing more than the tier's disk_gb
     sandbox: str = ""  # docker | bwrap
+    # which of the tier's limits and isolation measures held in this trial's sandbox, by name:
+    # {"env": "clean", "pids": "cgroup pids.max=512", "network": "none", ...}; a value starting
+    # "not enforced" says what did not hold and why (sandbox.Sandbox.isolation)
+    isolation: Dict[str, str] = field(default_factory=dict)
     description: str = "original"  # original | obfuscated
     # timings (seconds) and placement
     started_at: str = ""

@@ -47,6 +47,7 @@ class SandboxSpec:
     memory_gb: float = 2.0
     pids: int = 512
     shm_gb: float = 1.0
+    disk_gb: float = 50.0  # GiB the agent may write into its writable folders (and container layer)
     gpu_ids: List[str] = field(default_factory=list)  # the device ids Ray assigned
     gpu_fraction: float = 0.0  # the share of each device this trial holds
     network: bool = False  # egress for agents that call LLM APIs
@@ -64,7 +65,10 @@ class ExitInfo:
 
     exit_code: Optional[int]  # None when killed without a code
     timed_out: bool = False
-    oom_killed: bool = False
+    oom_killed: bool = False  # the agent's main process was killed for memory
+    child_oom_killed: bool = False  # a child of the agent was killed for memory, the agent went on
+    killed_externally: bool = False  # stopped from outside: not mleray's time limit, not its own exit
+    disk_exceeded: bool = False  # stopped for writing more than spec.disk_gb
     reason: str = ""  # human-readable: "exit 0", "killed at the time limit (60 s)", ...
 
 
@@ -110,6 +114,12 @@ class Sandbox(abc.ABC):
         """Waits up to `timeout` seconds; at the deadline sends SIGTERM, waits the grace period,
         then kills. Returns how it ended (timed_out=True when the deadline was hit); an agent's
         failure is an ExitInfo, never an exception. Raises NotStarted before start()."""
+
+    def isolation(self) -> Dict[str, str]:
+        """Which limits and isolation measures hold for this run, by name ("env", "pids", "memory",
+        "cpu", "network", "seccomp", "disk", ...), each a short phrase; one that does not hold reads
+        "not enforced: <why>". Recorded in the trial's record. Valid after start(); never raises."""
+        return {}
 
     @abc.abstractmethod
     def kill(self) -> None:

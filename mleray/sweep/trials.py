@@ -46,12 +46,13 @@ class TrialJob:
     description: str  # a DescriptionKind value
     snapshot_interval: float
     grace_period: float
+    max_submission_mb: float = 1024.0
 
     @classmethod
     def of(cls, cfg: SweepConfig, spec: TrialSpec, location: Path | str, sandbox_kind: str,
            attempt: int = 0) -> "TrialJob":
         return cls(spec, str(location), attempt, sandbox_kind, cfg.description.value, cfg.snapshot_interval,
-                   cfg.grace_period)
+                   cfg.grace_period, cfg.max_submission_mb)
 
     def retry(self) -> "TrialJob":
         """The next attempt of the same trial."""

@@ -40,7 +40,7 @@ def sandbox_spec(spec: TrialSpec, agent: AgentConfig, prepared, paths: TrialPath
         submission_dir=paths.submission,
         code_dir=paths.code, logs_dir=paths.logs, agent_code=Path(agent.code) if agent.code else None,
         image=agent.image, env=env, cpus=tier.cpus, memory_gb=tier.memory_gb, pids=tier.pids,
-        shm_gb=tier.shm_gb, gpu_ids=list(gpu_ids), gpu_fraction=gpu_fraction,
+        shm_gb=tier.shm_gb, disk_gb=tier.disk_gb, gpu_ids=list(gpu_ids), gpu_fraction=gpu_fraction,
         network=agent.egress)
 
 
@@ -104,6 +104,7 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
         pump = _stream(sandbox, paths.agent_log, on_line)
         with Snapshotter(paths.submission / "submission.csv", paths.snapshots, job.snapshot_interval, t1):
             exit_info = sandbox.wait(spec.resources.time_limit)
+        isolation = sandbox.isolation()
         pump.join(timeout=30)
     agent_s = time.monotonic() - t1
 
@@ -119,11 +120,14 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
         **{k: v for k, v in grade.items() if k in TrialResult.__dataclass_fields__ and k != "reason"},
         sweep=spec.sweep, trial_id=spec.trial_id, agent=spec.agent, tier=spec.tier, seed=spec.seed,
         attempt=attempt, status=Status.GRADED, reason=_reason(exit_info, grade), exit_code=exit_info.exit_code,
-        timed_out=exit_info.timed_out, oom_killed=exit_info.oom_killed, sandbox=job.sandbox_kind,
+        timed_out=exit_info.timed_out, oom_killed=exit_info.oom_killed,
+        child_oom_killed=exit_info.child_oom_killed, killed_externally=exit_info.killed_externally,
+        disk_exceeded=exit_info.disk_exceeded, sandbox=job.sandbox_kind,
         description=job.description, started_at=started, finished_at=now(), staging_s=round(staging_s, 3),
         agent_s=round(agent_s, 3), grading_s=round(grading_s, 3), node_id=node[0], node_ip=node[1],
         gpu_ids=list(gpu_ids), cpus=spec.resources.cpus, memory_gb=spec.resources.memory_gb,
-        gpus=spec.resources.gpus, time_limit=spec.resources.time_limit, snapshots=snapshots)
+        gpus=spec.resources.gpus, time_limit=spec.resources.time_limit, snapshots=snapshots,
+        isolation=isolation)
     # relative to the sweep folder, so the same whatever the storage
     kept = final.exists() and refusal(final) is None  # a link planted by the agent is not offered to readers
     record.submission_path = f"trials/{spec.trial_id}/{final.relative_to(paths.root)}" if kept else None

@@ -98,6 +98,6 @@ def test_config_changes_names_dotted_keys():
         "agents ['dummy'] -> ['dummy', 'baseline']",
         "tiers.cpu.time_limit 60 -> 60.5",
         "tiers.gpu (unset) -> {'cpus': 1.0, 'memory_gb': 2.0, 'gpus': 1.0, 'time_limit': 600.0, 'pids': 512, "
-        "'shm_gb': 1.0}",
+        "'shm_gb': 1.0, 'disk_gb': 50.0}",
     ]
     assert config_changes(old, old) == []
