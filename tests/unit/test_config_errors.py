@@ -13,7 +13,7 @@ import pytest
 from mleray.config import AgentConfig, ConfigError, SweepConfig, load_agent, load_sweep
 
 from helpers import ROOT  # noqa: E402
-TIER_KEYS = "cpus, memory_gb, gpus, time_limit, pids, shm_gb"
+TIER_KEYS = "cpus, memory_gb, gpus, time_limit, pids, shm_gb, disk_gb"
 
 
 def _error(fn, *args) -> str:
