@@ -1,9 +1,17 @@
 """Preparing a competition's public and private data into a node-local cache, once.
 
-`prepare(comp)` runs the folder's prepare.py into
-`<cache>/<id>/<version>-<hash>/{public,private}`, where the hash covers config.yaml, prepare.py
-and description.md, so editing any of them prepares afresh. A second call is a cheap check of a
-marker file. Concurrent callers (threads, processes, Ray actors on one node) serialise on an
+`prepare(comp)` runs the folder's prepare.py into `<cache>/<id>/<version>-<hash>/public` (what the
+sandbox mounts) and `<cache>/.answers/<token>/` (the private answers), where the hash covers
+config.yaml, prepare.py and description.md, so editing any of them prepares afresh. A second call is
+a cheap check of a marker file.
+
+The answers are unreachable by construction: `.answers/` and each answers folder are mode 0700 and
+their files 0600 (owned by whoever prepares: root on a node), and `<token>` is an HMAC of the entry's
+name under a random key kept in `.answers/.key` (0600). The public folder's path, which an agent can
+read in /proc/self/mountinfo, names the competition and its version and nothing that leads to the
+answers: no `..` from it reaches them, and their folder's name cannot be computed without the key.
+
+Concurrent callers (threads, processes, Ray actors on one node) serialise on an
 fcntl lock; the data are built in a temporary folder and renamed into place, so a reader never
 sees a half-written folder; a preparer killed midway leaves a temporary folder that the next
 preparer removes.
@@ -13,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import importlib.util
 import os
 import shutil
@@ -29,7 +38,9 @@ from mleray.competitions.registry import (
 )
 from mleray.paths import cache_dir
 
-DONE = ".prepared"  # marker written last inside the cache entry
+DONE = ".prepared-v2"  # marker written last inside the cache entry (v2: the answers live under .answers/)
+ANSWERS = ".answers"  # <cache>/.answers/: root-only, one folder per entry, named by a keyed hash
+KEY = ".key"  # <cache>/.answers/.key: the random key of that hash (0600)
 HASHED_FILES = ("config.yaml", "prepare.py", "description.md")
 
 
@@ -50,8 +61,62 @@ def cache_entry(comp: Competition, cache_root: Optional[Path] = None) -> Path:
     return root / comp.id / f"{comp.version}-{content_hash(comp)}"
 
 
-def _prepared(comp: Competition, entry: Path) -> PreparedCompetition:
-    return PreparedCompetition(comp, entry / "public", entry / "private")
+def _answers_root(entry: Path) -> Path:
+    """`<cache>/.answers`, made (mode 0700) if missing; the cache root is the entry's grandparent."""
+    root = entry.parent.parent / ANSWERS
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(root, 0o700)  # whatever the umask or an earlier mkdir left
+    return root
+
+
+def _key(answers_root: Path) -> bytes:
+    """The cache's secret key, made once (32 random bytes, 0600); concurrent makers agree on one."""
+    path = answers_root / KEY
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    tmp = answers_root / f".key.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, os.urandom(32))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # atomic, and refuses to replace a key another process made first
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return path.read_bytes()
+
+
+def private_dir(entry: Path) -> Path:
+    """Where the answers of cache entry `entry` live: `<cache>/.answers/<HMAC(key, "<id>/<entry>")>`."""
+    root = _answers_root(entry)
+    name = f"{entry.parent.name}/{entry.name}".encode()
+    return root / hmac.new(_key(root), name, hashlib.sha256).hexdigest()[:32]
+
+
+def _seal(folder: Path) -> None:
+    """Root-only: folders 0700, files 0600 (links are not followed, and prepare.py writes none)."""
+    os.chmod(folder, 0o700)
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o700, follow_symlinks=False)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+
+
+def _ready(entry: Path, private: Path) -> bool:
+    return (entry / DONE).is_file() and private.is_dir()
+
+
+def _prepared(comp: Competition, entry: Path, private: Path) -> PreparedCompetition:
+    return PreparedCompetition(comp, entry / "public", private)
 
 
 def _run_prepare_script(comp: Competition, public: Path, private: Path) -> None:
@@ -90,24 +155,30 @@ def prepare(comp: Competition, cache_root: Optional[Path] = None) -> PreparedCom
                                    f"is not available")
         return data.locate(comp)
     entry = cache_entry(comp, cache_root)
-    if (entry / DONE).is_file():
-        return _prepared(comp, entry)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    answers = private_dir(entry)
+    if _ready(entry, answers):
+        return _prepared(comp, entry, answers)
     problems = missing_requirements(comp)
     if problems:
         raise CompetitionError("; ".join(problems))
-    entry.parent.mkdir(parents=True, exist_ok=True)
     with open(entry.parent / f"{entry.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (entry / DONE).is_file():  # another process finished while we waited
-            return _prepared(comp, entry)
-        if entry.exists():  # an unfinished entry (a crash between rename and marker): rebuild
-            shutil.rmtree(entry)
-        for stale in entry.parent.glob(f".{entry.name}.tmp-*"):  # left by a killed preparer: we hold the lock
+        if _ready(entry, answers):  # another process finished while we waited
+            return _prepared(comp, entry, answers)
+        # An unfinished entry (a crash between the renames and the marker) or one of the old layout
+        # (private/ beside public/): rebuild both halves.
+        for old in (entry, answers):
+            if old.exists():
+                shutil.rmtree(old)
+        for stale in [*entry.parent.glob(f".{entry.name}.tmp-*"),  # left by a killed preparer: we hold the lock
+                      *answers.parent.glob(f".{answers.name}.tmp-*")]:
             shutil.rmtree(stale, ignore_errors=True)
         tmp = entry.parent / f".{entry.name}.tmp-{os.getpid()}"
-        public, private = tmp / "public", tmp / "private"
+        tmp_answers = answers.parent / f".{answers.name}.tmp-{os.getpid()}"
+        public, private = tmp / "public", tmp_answers
         public.mkdir(parents=True)
-        private.mkdir(parents=True)
+        private.mkdir(mode=0o700)
         started = time.monotonic()
         try:
             _run_prepare_script(comp, public, private)
@@ -116,11 +187,15 @@ def prepare(comp: Competition, cache_root: Optional[Path] = None) -> PreparedCom
             _check_output(comp, public, private)
         except CompetitionError:
             shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp_answers, ignore_errors=True)
             raise
         except Exception as err:
             shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp_answers, ignore_errors=True)
             raise CompetitionError(f"prepare.py of {comp.id!r} failed: {type(err).__name__}: {err}") from err
+        _seal(private)
         (tmp / "prepare_seconds.txt").write_text(f"{time.monotonic() - started:.2f}\n")
+        os.rename(tmp_answers, answers)
         os.rename(tmp, entry)
         (entry / DONE).write_text("ok\n")
-    return _prepared(comp, entry)
+    return _prepared(comp, entry, answers)
