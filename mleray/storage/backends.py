@@ -24,10 +24,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import BinaryIO, List, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
 RECORDS = "trials.jsonl"
@@ -100,8 +101,12 @@ class SweepStorage:
         """Names directly inside `path` (sorted; [] when it does not exist)."""
         raise NotImplementedError
 
-    def upload_dir(self, local_dir: Path, dest: str) -> None:
-        """Copies a local folder (a trial's folder on the node that ran it) to `dest`, replacing files."""
+    def upload_dir(self, local_dir: Path, dest: str) -> List[str]:
+        """Copies a local folder (a trial's folder on the node that ran it) to `dest`, replacing files.
+
+        Only regular files and folders are copied, never following a link: symbolic links, FIFOs,
+        sockets and devices an agent planted are skipped (a FIFO is never opened). Returns one note per
+        skipped entry, "submission/x (a symbolic link)", for the trial's log."""
         raise NotImplementedError
 
     def delete_dir(self, path: str) -> None:
@@ -196,11 +201,21 @@ class LocalSweepStorage(SweepStorage):
         target = self._p(path)
         return sorted(p.name for p in target.iterdir()) if target.is_dir() else []
 
-    def upload_dir(self, local_dir: Path, dest: str) -> None:
+    def upload_dir(self, local_dir: Path, dest: str) -> List[str]:
         target = self._p(dest)
         if Path(local_dir).resolve() == target.resolve():
-            return  # the runner wrote in place
-        shutil.copytree(local_dir, target, dirs_exist_ok=True)
+            return []  # the runner wrote in place
+        folders, files, skipped = _upload_plan(Path(local_dir))
+        for rel in folders:
+            (target / rel).mkdir(parents=True, exist_ok=True)
+        for rel in files:
+            source = _open_regular(Path(local_dir) / rel)
+            if source is None:
+                skipped.append(f"{_shown(rel)} (no longer a regular file)")
+                continue
+            with source, open(target / rel, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+        return skipped
 
     def delete_dir(self, path: str) -> None:
         shutil.rmtree(self._p(path), ignore_errors=True)
@@ -317,10 +332,20 @@ class ArrowSweepStorage(SweepStorage):
         infos = self.fs.get_file_info(self._pafs.FileSelector(self._p(path), recursive=False))
         return sorted(info.base_name for info in infos)
 
-    def upload_dir(self, local_dir: Path, dest: str) -> None:
+    def upload_dir(self, local_dir: Path, dest: str) -> List[str]:
         self.fs.create_dir(self._p(dest), recursive=True)
-        self._pafs.copy_files(str(Path(local_dir).resolve()), self._p(dest),
-                              source_filesystem=self._pafs.LocalFileSystem(), destination_filesystem=self.fs)
+        folders, files, skipped = _upload_plan(Path(local_dir))
+        for rel in folders:
+            self.fs.create_dir(self._p(f"{dest}/{rel}"), recursive=True)
+        for rel in files:
+            source = _open_regular(Path(local_dir) / rel)
+            if source is None:
+                skipped.append(f"{_shown(rel)} (no longer a regular file)")
+                continue
+            with source, self.fs.open_output_stream(self._p(f"{dest}/{rel}")) as out:
+                while chunk := source.read(1 << 20):
+                    out.write(chunk)
+        return skipped
 
     def delete_dir(self, path: str) -> None:
         if self.is_dir(path):
@@ -368,3 +393,59 @@ def open_location(location: str | Path, repair: bool = True) -> SweepStorage:
 def is_local_location(location: str | Path) -> bool:
     """True when `location` is a path (written in place by the node that runs a trial)."""
     return not (_is_uri(str(location)) or _FOLDED.match(str(location)))
+
+
+# -- upload_dir's walk: what an agent left in its folders is read as data, never followed ---------------
+_KINDS = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _shown(rel: str) -> str:
+    """A relative path for a log line: control characters and odd bytes escaped."""
+    return rel if rel.isprintable() else ascii(rel)[1:-1]
+
+
+def _upload_plan(local_dir: Path) -> Tuple[List[str], List[str], List[str]]:
+    """(folders, regular files, skip notes) under `local_dir`, relative with `/`, found with lstat only
+    (os.scandir without following links): a link, FIFO, socket or device is a note, never an entry."""
+    folders: List[str] = []
+    files: List[str] = []
+    skipped: List[str] = []
+    pending = [""]
+    while pending:
+        rel = pending.pop()
+        try:
+            with os.scandir(local_dir / rel if rel else local_dir) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as err:
+            skipped.append(f"{_shown(rel or '.')} (unreadable: {err.strerror})")
+            continue
+        for entry in entries:
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError as err:
+                skipped.append(f"{_shown(path)} (unreadable: {err.strerror})")
+                continue
+            if stat.S_ISDIR(mode):
+                folders.append(path)
+                pending.append(path)
+            elif stat.S_ISREG(mode):
+                files.append(path)
+            else:
+                kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+                skipped.append(f"{_shown(path)} ({kind})")
+    return folders, files, skipped
+
+
+def _open_regular(path: Path) -> Optional[BinaryIO]:
+    """`path` opened for reading if it is still a regular file (O_NOFOLLOW, O_NONBLOCK: a link or FIFO
+    swapped in since the walk is neither followed nor waited on), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")

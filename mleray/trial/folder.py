@@ -3,7 +3,8 @@ that runs it (trial_folder).
 
 A local or shared sweep path: in place. An object store (s3://...): a node-local scratch folder
 `<scratch>/<sweep>/<trial id>`, whose agent.log is mirrored to the storage every MIRROR_EVERY_S (so
-`mleray logs --follow` works while the trial runs), uploaded whole when the trial ends, then removed.
+`mleray logs --follow` works while the trial runs), uploaded whole when the trial ends (regular files
+only: links and special files are skipped and named in agent.log), then removed.
 """
 
 from __future__ import annotations
@@ -92,6 +93,19 @@ class LogMirror:
             self._sent = len(data)
 
 
+def upload(storage: SweepStorage, root: Path, dest: str) -> list[str]:
+    """Uploads the trial folder `root` to `dest`; what it skipped (links, FIFOs, sockets, devices the
+    agent planted: never followed, never opened) is said in agent.log, "upload: skipped submission/x
+    (a symbolic link)", and that log uploaded again. Returns the skip notes."""
+    skipped = storage.upload_dir(root, dest)
+    if skipped:
+        log = root / "agent.log"
+        with open(log, "a", encoding="utf-8") as out:
+            out.writelines(f"upload: skipped {note}\n" for note in skipped)
+        storage.write_file(f"{dest}/agent.log", log.read_bytes())
+    return skipped
+
+
 @contextmanager
 def trial_folder(location: str | Path, sweep: str, trial_id: str,
                  mirror_every: float = MIRROR_EVERY_S) -> Iterator[Path]:
@@ -113,12 +127,12 @@ def trial_folder(location: str | Path, sweep: str, trial_id: str,
     except BaseException:
         try:  # keep what the failed trial left (its log says why); the trial's own error is what counts
             if root.is_dir():
-                storage.upload_dir(root, dest)
+                upload(storage, root, dest)
         except Exception:
             pass
         raise
     else:
-        storage.upload_dir(root, dest)
+        upload(storage, root, dest)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         try:
