@@ -229,7 +229,7 @@ def test_killed_driver_resumes(cluster, tmp_path):
     script = tmp_path / "driver.py"
     script.write_text(DRIVER.format(tests=str(Path(__file__).parent), address=cluster.address,
                                     store=str(tmp_path / "store")))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}  # mleray, helpers
     first = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
     ended = 0
     for line in first.stdout:  # kill it after 3 trials are recorded, with more in flight
