@@ -205,7 +205,7 @@ def _open_existing(storage_uri: str, sweep: str) -> SweepStorage:
         hint = (f" (sweeps there: {', '.join(root_list[:10])})" if root_list
                 else " (use --storage to point at the sweep's storage)")
         raise NotStarted(f"no sweep {sweep!r} under {storage_uri}{hint}")
-    return open_sweep_storage(storage_uri, sweep)
+    return open_sweep_storage(storage_uri, sweep, repair=False)  # a reader never rewrites trials.jsonl
 
 
 def _list_sweeps_arrow(fs, base: str) -> List[str]:

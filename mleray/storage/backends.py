@@ -8,8 +8,12 @@ One interface whatever the backend:
 - `append_line(line)` adds one record line to `trials.jsonl` and makes it durable before returning
   (flush + fsync on a path; an append stream where the filesystem has one; otherwise a small
   part object per line, folded into `trials.jsonl` by `compact()` — object stores cannot append).
-- `read_lines()` returns every complete line of `trials.jsonl` in order (a torn last line left by a
-  killed writer is not returned, and is cut off before the next append).
+- `read_lines()` returns every complete line of `trials.jsonl` in order, as text (an undecodable byte
+  is U+FFFD: no line stops a reader); `read_raw_lines()` every line as bytes, numbered as in the file.
+  A torn last line left by a killed writer is not returned: opening the storage moves it to
+  `trials.jsonl.rejected` (or ends it with its newline, when it is a whole record that only lacks one).
+- `rewrite_records(lines)` replaces `trials.jsonl` whole (a temporary file renamed over it on a path;
+  one object write on an object store); `append_rejected(lines)` adds to `trials.jsonl.rejected`.
 - `write_file`, `read_file`, `read_from(path, offset)` (for following a growing log), `exists`,
   `size`, `list_dir`, `delete_dir`, and `upload_dir(local, dest)` to copy a trial's folder from the
   node that ran it.
@@ -31,7 +35,11 @@ from pathlib import Path
 from typing import BinaryIO, List, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
+from mleray.records import REJECTED as _REJECTED_SUFFIX
+from mleray.records import BadLine, parse_lines, warn_bad_line
+
 RECORDS = "trials.jsonl"
+REJECTED = RECORDS + _REJECTED_SUFFIX  # bad lines moved out of trials.jsonl, one JSON object each
 PARTS = "trials.parts"  # append parts on filesystems without append; compacted into trials.jsonl
 
 
@@ -71,7 +79,39 @@ class SweepStorage:
         raise NotImplementedError
 
     def read_lines(self) -> List[str]:
+        return [line.decode("utf-8", "replace") for line in self.read_raw_lines() if line.strip()]
+
+    def read_raw_lines(self) -> List[bytes]:
         raise NotImplementedError
+
+    def rewrite_records(self, lines: List[str]) -> None:
+        raise NotImplementedError
+
+    def append_rejected(self, lines: List[str]) -> None:
+        raise NotImplementedError
+
+    def _torn_tail(self, data: bytes) -> Optional[bytes]:
+        """What a repaired trials.jsonl holds instead of `data`, or None when it needs no repair: a last
+        line without its newline is ended with one when it is a whole record, else cut off and moved
+        to trials.jsonl.rejected with a warning."""
+        if not data or data.endswith(b"\n"):
+            return None
+        cut = data.rfind(b"\n") + 1
+        tail = parse_lines([data[cut:]])
+        if tail.records:
+            return data + b"\n"
+        bad = BadLine(data[:cut].count(b"\n") + 1, tail.bad[0].text,
+                      f"an unfinished last line (a writer stopped mid-line: {tail.bad[0].why})")
+        self.append_rejected([bad.entry(RECORDS)])
+        warn_bad_line(self.shown(RECORDS), bad, f"moved to {REJECTED}")
+        return data[:cut]
+
+    def shown(self, path: str) -> str:
+        """A file of the sweep as a user names it (a URI without its query options)."""
+        return f"{self.location.split('?', 1)[0]}/{path}"
+
+    def repair(self) -> None:
+        """Ends a torn last line of trials.jsonl (see `_torn_tail`); opening with repair=True does it."""
 
     def compact(self) -> None:
         """Folds pending append parts into trials.jsonl (a no-op where appends are native)."""
@@ -119,12 +159,18 @@ class SweepStorage:
         return None
 
 
-def _complete_lines(data: bytes) -> List[str]:
-    """The complete (newline-terminated) non-empty lines of `data`."""
+def _complete_lines(data: bytes) -> List[bytes]:
+    """The complete (newline-terminated) lines of `data`, blank ones too (so they number as in the file)."""
     end = data.rfind(b"\n")
-    if end < 0:
-        return []
-    return [line for line in data[: end + 1].decode("utf-8").split("\n") if line.strip()]
+    return data[:end].split(b"\n") if end >= 0 else []
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class LocalSweepStorage(SweepStorage):
@@ -139,7 +185,7 @@ class LocalSweepStorage(SweepStorage):
         except OSError as err:
             raise StorageError(f"cannot create {self.dir}: {err.strerror} (choose another 'storage')") from None
         if repair:
-            self._repair()
+            self.repair()
 
     @property
     def location(self) -> str:
@@ -152,13 +198,24 @@ class LocalSweepStorage(SweepStorage):
     def _p(self, path: str) -> Path:
         return self.dir / path
 
-    def _repair(self) -> None:
+    def repair(self) -> None:
+        """Ends a torn last line of trials.jsonl (see `_torn_tail`); the store calls it before it appends."""
         path = self._p(RECORDS)
         if path.exists():
             data = path.read_bytes()
-            if data and not data.endswith(b"\n"):
+            repaired = self._torn_tail(data)
+            if repaired is not None:
                 with open(path, "r+b") as f:
-                    f.truncate(data.rfind(b"\n") + 1)
+                    if len(repaired) > len(data):
+                        f.seek(len(data))
+                        f.write(repaired[len(data):])
+                    else:
+                        f.truncate(len(repaired))
+                    f.flush()
+                    os.fsync(f.fileno())
+
+    def shown(self, path: str) -> str:
+        return str(self._p(path))
 
     def append_line(self, line: str) -> None:
         if "\n" in line.rstrip("\n"):
@@ -168,9 +225,28 @@ class LocalSweepStorage(SweepStorage):
             f.flush()
             os.fsync(f.fileno())
 
-    def read_lines(self) -> List[str]:
+    def read_raw_lines(self) -> List[bytes]:
         path = self._p(RECORDS)
         return _complete_lines(path.read_bytes()) if path.exists() else []
+
+    def rewrite_records(self, lines: List[str]) -> None:
+        target = self._p(RECORDS)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in lines))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)  # a reader sees the old file or the new one, never half of one
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(self.dir)
+
+    def append_rejected(self, lines: List[str]) -> None:
+        with open(self._p(REJECTED), "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
+            f.flush()
+            os.fsync(f.fileno())
 
     def write_file(self, path: str, data: bytes | str) -> None:
         target = self._p(path)
@@ -243,7 +319,7 @@ class ArrowSweepStorage(SweepStorage):
         self._seq = 0
         self._writer = uuid.uuid4().hex[:8]
         if repair:
-            self._repair()
+            self.repair()
 
     @property
     def location(self) -> str:
@@ -253,10 +329,11 @@ class ArrowSweepStorage(SweepStorage):
     def _p(self, path: str) -> str:
         return f"{self.base}/{path}".rstrip("/")
 
-    def _repair(self) -> None:
-        data = self._read_or_empty(RECORDS)
-        if data and not data.endswith(b"\n"):
-            self.write_file(RECORDS, data[: data.rfind(b"\n") + 1])
+    def repair(self) -> None:
+        """Ends a torn last line of trials.jsonl (see `_torn_tail`); the store calls it before it appends."""
+        repaired = self._torn_tail(self._read_or_empty(RECORDS))
+        if repaired is not None:
+            self.write_file(RECORDS, repaired)
 
     def _read_or_empty(self, path: str) -> bytes:
         if self.size(path) is None:
@@ -281,12 +358,12 @@ class ArrowSweepStorage(SweepStorage):
         names = [n for n in self.list_dir(PARTS) if n.endswith(".jsonl")]
         return [(n, self.read_file(f"{PARTS}/{n}")) for n in names]
 
-    def read_lines(self) -> List[str]:
+    def read_raw_lines(self) -> List[bytes]:
         lines = _complete_lines(self._read_or_empty(RECORDS))
         seen = set(lines)
         for _, data in self._parts():
             for line in _complete_lines(data):
-                if line not in seen:  # a part already folded in by a compaction that died before cleanup
+                if line.strip() and line not in seen:  # a part already folded in by a compaction that died
                     seen.add(line)
                     lines.append(line)
         return lines
@@ -295,10 +372,28 @@ class ArrowSweepStorage(SweepStorage):
         parts = self._parts()
         if not parts:
             return
-        lines = self.read_lines()
-        self.write_file(RECORDS, "".join(line + "\n" for line in lines))
+        lines = self.read_raw_lines()
+        self.write_file(RECORDS, b"".join(line + b"\n" for line in lines))
         for name, _ in parts:
             self.fs.delete_file(self._p(f"{PARTS}/{name}"))
+
+    def rewrite_records(self, lines: List[str]) -> None:
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        if not isinstance(self.fs, self._pafs.LocalFileSystem):
+            self.write_file(RECORDS, data)  # one object write: readers see the old object or the new one
+            return
+        tmp = self._p(f".{RECORDS}.{uuid.uuid4().hex[:8]}.tmp")
+        with self.fs.open_output_stream(tmp) as out:
+            out.write(data)
+        self.fs.move(tmp, self._p(RECORDS))  # a rename on a local path
+
+    def append_rejected(self, lines: List[str]) -> None:
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        if self.native_append:
+            with self.fs.open_append_stream(self._p(REJECTED)) as out:
+                out.write(data)
+            return
+        self.write_file(REJECTED, self._read_or_empty(REJECTED) + data)  # rare: only a damaged file has any
 
     def write_file(self, path: str, data: bytes | str) -> None:
         target = self._p(path)
@@ -358,14 +453,15 @@ class ArrowSweepStorage(SweepStorage):
         return None
 
 
-def open_sweep_storage(uri: str | Path, sweep: str) -> SweepStorage:
-    """The storage of sweep `sweep` under `uri`: a local/shared path, or a pyarrow filesystem URI."""
+def open_sweep_storage(uri: str | Path, sweep: str, repair: bool = True) -> SweepStorage:
+    """The storage of sweep `sweep` under `uri`: a local/shared path, or a pyarrow filesystem URI.
+    `repair=False` leaves trials.jsonl untouched (a torn last line stays): for read-only readers."""
     if not sweep or "/" in sweep:
         raise StorageError(f"bad sweep name {sweep!r} (a non-empty name without '/')")
     uri = str(uri)
     if _is_uri(uri):
-        return ArrowSweepStorage(uri, sweep)
-    return LocalSweepStorage(uri, sweep)
+        return ArrowSweepStorage(uri, sweep, repair=repair)
+    return LocalSweepStorage(uri, sweep, repair=repair)
 
 
 # pathlib folds the '//' of a URI ("s3://b/x" -> "s3:/b/x"); a location that went through Path() is restored.

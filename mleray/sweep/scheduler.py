@@ -1,6 +1,11 @@
 """The driver: schedules one Ray actor per trial, keeps a queue of each tier waiting in Ray (what
 and where: mleray.sweep.placement), appends each result the moment it arrives, retries trials whose actor
 or node died, and stops cleanly on Ctrl-C.
+
+A trial whose actor or node died past its retries, or that raised inside mleray, is recorded as an
+infrastructure failure (`records.failed_record`): a resumed sweep runs it again as its next attempt,
+with `retries` more tries. An append the storage refuses stops the sweep (store.AppendError, raised
+after every trial in flight is stopped): its result is kept in the trial folder for the next run.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 from mleray.config import SweepConfig
 from mleray.errors import one_line
 from mleray.records import failed_record
-from mleray.storage.store import SweepStore
+from mleray.storage.store import AppendError, SweepStore
 from mleray.sweep.callbacks import CallbackList, SweepCallback
 from mleray.sweep.placement import GIB, alive_nodes, cpu_only_selector, plan_launches
 from mleray.sweep.trials import TrialJob, TrialSpec
@@ -48,6 +53,7 @@ class Scheduler:
     callbacks: Sequence[SweepCallback] = ()
     actor_cls: Any = TrialActor  # a test or benchmark may pass another actor with the same methods
     inflight: Dict[object, _InFlight] = field(default_factory=dict)
+    _first: Dict[str, int] = field(default_factory=dict)  # trial id -> its first attempt in this run
     _node_cache: List[dict] = field(default_factory=list)
     _nodes_at: float = -math.inf
 
@@ -122,7 +128,7 @@ class Scheduler:
             record = ray.get(ref)
         except RETRYABLE as err:
             reason = f"actor or node died (attempt {job.attempt}): {one_line(err, last=True)}"
-            if job.attempt < self.cfg.retries:
+            if job.attempt - self._first.get(job.spec.trial_id, 0) < self.cfg.retries:
                 self._events.on_trial_retry(job.spec.trial_id, job.attempt + 1, reason)
                 retry.append(job.retry())
                 return
@@ -139,12 +145,17 @@ class Scheduler:
     def run(self, trials: Sequence[TrialSpec]) -> bool:
         """Runs every trial not yet recorded, firing every callback event from on_sweep_plan to on_sweep_end
         (exactly once, also when interrupted). Returns False if interrupted (Ctrl-C)."""
-        todo = [TrialJob.of(self.cfg, t, self.store.location, self.sandbox_kind)
-                for t in trials if t.trial_id not in self.store.done]
+        done = self.store.done
+        todo = [TrialJob.of(self.cfg, t, self.store.location, self.sandbox_kind, self.store.next_attempt(t.trial_id))
+                for t in trials if t.trial_id not in done]
+        self._first = {job.spec.trial_id: job.attempt for job in todo}
         self._events.on_sweep_plan([job.spec for job in todo])
         self._events.on_sweep_start(self.cfg.name, len(trials), len(trials) - len(todo))
-        completed = self._loop(TierQueues(todo))
-        self._events.on_sweep_end(self.store.records, not completed)
+        completed = False
+        try:
+            completed = self._loop(TierQueues(todo))
+        finally:  # an AppendError stops the sweep too: the view ends as interrupted, then the error is raised
+            self._events.on_sweep_end(self.store.records, not completed)
         return completed
 
     def _loop(self, queues: "TierQueues") -> bool:
@@ -166,6 +177,9 @@ class Scheduler:
         except KeyboardInterrupt:
             self.stop()
             return False
+        except AppendError:
+            self.stop()
+            raise
         return True
 
     def _fill(self, queues: "TierQueues") -> None:

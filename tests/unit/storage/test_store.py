@@ -2,8 +2,6 @@
 
 import json
 
-import pytest
-
 from mleray.storage.store import SweepStore
 
 
@@ -26,7 +24,10 @@ def test_torn_last_line_is_cut(tmp_path):
     assert [json.loads(l)["trial_id"] for l in path.read_text().splitlines()] == ["a", "b"]
 
 
-def test_corrupt_middle_line_is_a_clear_error(tmp_path):
+def test_corrupt_middle_line_is_moved_out_with_a_warning(tmp_path, capsys):
+    # Changed on purpose (issue 13): a bad line no longer stops the store; it goes to trials.jsonl.rejected.
     (tmp_path / "trials.jsonl").write_text("garbage\n" + json.dumps({"trial_id": "a"}) + "\n")
-    with pytest.raises(ValueError, match="trials.jsonl:1: not a JSON record"):
-        SweepStore(tmp_path)
+    assert SweepStore(tmp_path).done == {"a"}
+    assert "trials.jsonl:1: not JSON" in capsys.readouterr().err
+    assert (tmp_path / "trials.jsonl").read_text() == json.dumps({"trial_id": "a"}) + "\n"
+    assert json.loads((tmp_path / "trials.jsonl.rejected").read_text())["text"] == "garbage"
