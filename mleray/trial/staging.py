@@ -117,7 +117,9 @@ def stage(competition_id: str, cache_root: Optional[Path] = None, timeout: Optio
             staged = Staged(comp.id, str(prepared.public_dir), str(prepared.private_dir),
                             round(time.monotonic() - t0, 3), round(waited, 3), not ready, node)
             if not ready:
-                manifest = {**asdict(staged), "entry": str(entry), "version": entry.name,
+                # World-readable: it names the public folder, never where the answers are.
+                manifest = {**{k: v for k, v in asdict(staged).items() if k != "private_dir"}, "entry": str(entry),
+                            "version": entry.name,
                             "staged_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
                 tmp = _manifest_path(root, comp.id).with_suffix(".json.tmp")
                 tmp.write_text(json.dumps(manifest, indent=2))

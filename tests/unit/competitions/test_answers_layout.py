@@ -16,6 +16,7 @@ import pytest
 
 import mleray.competitions as competitions
 from mleray.competitions import cache
+from mleray.trial.staging import stage
 
 TOKEN = "ANSWER-" + uuid.uuid4().hex
 
@@ -31,10 +32,12 @@ PREPARE = textwrap.dedent(f"""\
     """)
 
 # Run as uid 1000: knowing both paths, try everything a path gives, and walk the whole cache root
-# (public/../.., so every `..` path inside the cache) reading what can be read.
+# (public/../../.., so every `..` path inside the cache) reading what can be read, looking for the answers
+# or the name of their folder.
 PROBE = textwrap.dedent("""\
     import json, os, sys
     public, answers, cache_root, token = sys.argv[1:5]
+    secret_name = os.path.basename(answers)
     out = {"uid": os.getuid(), "public_read": open(os.path.join(public, "train.csv")).read(), "denied": {}}
     for name, call in [("list answers", lambda: os.listdir(answers)),
                        ("read answers", lambda: open(os.path.join(answers, "answers.csv")).read()),
@@ -47,14 +50,14 @@ PROBE = textwrap.dedent("""\
         except PermissionError:
             out["denied"][name] = True
     found, readable = [], 0
-    for dirpath, dirnames, filenames in os.walk(os.path.join(public, "..", "..")):  # the cache root
+    for dirpath, dirnames, filenames in os.walk(os.path.join(public, "..", "..", "..")):  # the cache root
         for name in filenames:
             path = os.path.join(dirpath, name)
             try:
                 with open(path, "rb") as fh:
                     data = fh.read()
                 readable += 1
-                if token.encode() in data:
+                if token.encode() in data or secret_name.encode() in data:
                     found.append(path)
             except OSError:
                 pass
@@ -134,7 +137,8 @@ def test_uid_1000_cannot_reach_the_answers_knowing_every_path(world):
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is not installed")
     comp, root = world
-    prepared = competitions.prepare(comp, root)
+    prepared = stage("toy", cache_root=root)[0]  # prepares, and leaves the (world-readable) staging manifest
+    assert (root / ".staging" / "toy.json").is_file()
     result = subprocess.run(
         [setpriv, "--reuid", "1000", "--regid", "1000", "--clear-groups", sys.executable, "-I", "-c", PROBE,
          str(prepared.public_dir), str(prepared.private_dir), str(root), TOKEN],
