@@ -53,10 +53,14 @@ class SandboxSpec:
     network: bool = False  # egress for agents that call LLM APIs
     validate_socket: Optional[Path] = None  # unix socket of the outside validation server
     description: Optional[Path] = None  # mounted over /home/data/description.md (e.g. the obfuscated one)
+    sweep_id: str = ""  # the sweep's name plus a hash of its storage location (TrialJob.sweep_id); "" = `sweep`
+    time_limit: Optional[float] = None  # seconds; enforced inside the sandbox too where the backend can
 
     @property
     def labels(self) -> Dict[str, str]:
-        return {"mleray.sweep": self.sweep, "mleray.trial": self.trial_id, "mleray.attempt": str(self.attempt)}
+        """What a backend tags its sandboxes with: `mleray.sweep_id` is what reap() matches."""
+        return {"mleray.sweep": self.sweep, "mleray.sweep_id": self.sweep_id or self.sweep,
+                "mleray.trial": self.trial_id, "mleray.attempt": str(self.attempt)}
 
 
 @dataclass
@@ -91,8 +95,9 @@ class Sandbox(abc.ABC):
         when it can. Never raises."""
 
     @classmethod
-    def reap(cls, sweep: str) -> int:
-        """Removes what sandboxes of the sweep named `sweep` left behind (a crashed driver or node).
+    def reap(cls, sweep_id: str) -> int:
+        """Removes what sandboxes of the sweep `sweep_id` (`TrialJob.sweep_id`: name plus storage location,
+        never the name alone) left behind (a crashed driver or node); another sweep's are left alone.
         Returns how many it removed; 0 where the backend leaves nothing behind.
         Raises SandboxError when the backend cannot be reached to clean up."""
         return 0

@@ -9,6 +9,7 @@ is a local or shared path, or a pyarrow URI such as s3://bucket/prefix (see mler
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sys
@@ -22,10 +23,11 @@ from mleray import competitions, paths
 from mleray.config import ConfigError, SweepConfig, load_agent, load_sweep, to_yaml
 from mleray.sandbox import backend
 from mleray.storage.backends import RECORDS, StorageError, SweepStorage, open_location, open_sweep_storage
+from mleray.storage.lock import SweepLock
 from mleray.storage.store import SweepStore, config_changes
 from mleray.sweep.callbacks import SweepCallback
 from mleray.sweep.scheduler import Scheduler
-from mleray.sweep.trials import expand
+from mleray.sweep.trials import expand, sweep_id
 
 
 class SweepError(RuntimeError):
@@ -131,12 +133,21 @@ def open_storage(cfg: SweepConfig, sweep_dir: Optional[Path | str | SweepStorage
 
 def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
         sweep_dir: Optional[Path | str | SweepStorage] = None, actor_cls=None,
-        allow_config_change: bool = False) -> tuple[List[dict], bool]:
+        allow_config_change: bool = False, lock: bool = True) -> tuple[List[dict], bool]:
     """Runs or resumes a sweep; returns (all records, completed?). Resuming with a config that changes
-    which trials run or how they are graded is a ConfigError unless `allow_config_change`."""
+    which trials run or how they are graded is a ConfigError unless `allow_config_change`. Holds the
+    sweep's lock (mleray.storage.lock: LockHeld when another driver runs it) unless `lock` is False (the
+    caller holds it)."""
     ids, kind, why = preflight(cfg)
     print(f"mleray: sandbox {kind} ({why})", flush=True)
-    store = SweepStore(open_storage(cfg, sweep_dir))
+    storage = open_storage(cfg, sweep_dir)
+    with SweepLock(storage, cfg.name) if lock else contextlib.nullcontext():
+        return _run(cfg, storage, ids, kind, callbacks, actor_cls, allow_config_change)
+
+
+def _run(cfg: SweepConfig, storage: SweepStorage, ids: List[str], kind: str,
+         callbacks: Optional[Sequence[SweepCallback]], actor_cls, allow_config_change: bool) -> tuple[List[dict], bool]:
+    store = SweepStore(storage)
     text = to_yaml(cfg)
     changes = config_changes(store.read_config() or text, text) if store.done else []
     if changes and not allow_config_change:
@@ -148,13 +159,14 @@ def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
     trials = expand(cfg, ids)
     connect(cfg)
     check_fit(cfg)
-    backend(kind).reap(cfg.name)  # containers a killed driver left behind
+    this_sweep = sweep_id(store.location, cfg.name)  # name + location: a same-named sweep elsewhere is not ours
+    backend(kind).reap(this_sweep)  # containers a killed driver left behind
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
     scheduler = Scheduler(cfg, store, kind, callbacks, **({"actor_cls": actor_cls} if actor_cls else {}))
     completed = scheduler.run(trials)
     store.compact()  # on an object store: one whole trials.jsonl
     if not completed:
-        backend(kind).reap(cfg.name)
+        backend(kind).reap(this_sweep)
     return store.records, completed
 
 
@@ -215,21 +227,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = main_parser().parse_args(argv)
     paths.apply_search_flags(args)
     overrides = list(args.overrides) + ([f"ray.address={args.address}"] if args.address else [])
-    try:
-        cfg = load_sweep(args.config, overrides)
-        records, completed = run(cfg, allow_config_change=args.allow_config_change)
-        storage = open_storage(cfg)
-    except (ConfigError, competitions.CompetitionError, StorageError) as err:
-        print(f"mleray: {err}", file=sys.stderr)
-        return 2
-    except SweepError as err:
-        print(f"mleray: the sweep cannot start:\n{err}", file=sys.stderr)
-        return 2
-    if not completed:
-        print(f"\nmleray: interrupted; {len(records)} trials are recorded in {shown(storage, RECORDS)}. "
-              "Run the same command again to resume.", file=sys.stderr)
-        return 130
-    finish(storage, cfg.report)
+    with contextlib.ExitStack() as held:
+        try:
+            cfg = load_sweep(args.config, overrides)
+            storage = open_storage(cfg)
+            held.enter_context(SweepLock(storage, cfg.name))  # through the report: one driver per sweep
+            records, completed = run(cfg, sweep_dir=storage, allow_config_change=args.allow_config_change,
+                                     lock=False)
+        except (ConfigError, competitions.CompetitionError, StorageError) as err:
+            print(f"mleray: {err}", file=sys.stderr)
+            return 2
+        except SweepError as err:
+            print(f"mleray: the sweep cannot start:\n{err}", file=sys.stderr)
+            return 2
+        if not completed:
+            print(f"\nmleray: interrupted; {len(records)} trials are recorded in {shown(storage, RECORDS)}. "
+                  "Run the same command again to resume.", file=sys.stderr)
+            return 130
+        finish(storage, cfg.report)
     return 0
 
 

@@ -3,9 +3,12 @@ job the driver hands each trial's actor."""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, List
+from urllib.parse import urlsplit, urlunsplit
 
 from mleray.config import SweepConfig, TierConfig
 
@@ -54,9 +57,28 @@ class TrialJob:
         return cls(spec, str(location), attempt, sandbox_kind, cfg.description.value, cfg.snapshot_interval,
                    cfg.grace_period, cfg.max_submission_mb)
 
+    @property
+    def sweep_id(self) -> str:
+        """This sweep among all sweeps of the same name (see `sweep_id`)."""
+        return sweep_id(self.location, self.spec.sweep)
+
     def retry(self) -> "TrialJob":
         """The next attempt of the same trial."""
         return replace(self, attempt=self.attempt + 1)
+
+
+def sweep_id(location: Path | str, name: str) -> str:
+    """`<name>-<hash8>`: the sweep's name plus a short hash of where it lives (the resolved local path, or
+    the URI without its query options), so two sweeps of the same name on two storage paths never share
+    an id (containers are labelled and reaped by it). The same on every node for the same location."""
+    text = str(location)
+    if "://" in text:
+        scheme, netloc, path, _, _ = urlsplit(text)
+        where = urlunsplit((scheme, netloc, path.rstrip("/"), "", ""))
+    else:
+        where = str(Path(text).expanduser().resolve())
+    digest = hashlib.sha256(where.encode("utf-8")).hexdigest()[:8]
+    return f"{re.sub(r'[^a-zA-Z0-9_.-]', '-', name)[:100]}-{digest}"
 
 
 def trial_id(agent: str, competition: str, tier: str, seed: int) -> str:

@@ -274,6 +274,7 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
     staging_s = time.monotonic() - t0
 
     sb_spec = sandbox_spec(spec, agent, prepared, paths, attempt, list(gpu_ids), description)
+    sb_spec.sweep_id, sb_spec.time_limit = job.sweep_id, spec.resources.time_limit  # reap; the inside limit
     t1 = time.monotonic()
     with make_sandbox(job.sandbox_kind, sb_spec, prepared, grace_period=job.grace_period) as sandbox:
         pump = _stream(sandbox, paths.agent_log, on_line)

@@ -51,6 +51,37 @@ def problem() -> Optional[str]:
         return no_engine(err)
 
 
+_layer: Dict[str, tuple] = {}
+
+
+def layer_bound(engine: Optional[docker.DockerClient] = None) -> tuple[bool, str]:
+    """Whether this engine can bound a container's writable layer (`storage_opt={"size": ...}`), and the
+    measured why: overlay2 only on xfs (mounted with pquota, which create tells), btrfs, zfs and
+    devicemapper always. Asked once per engine address and process; (False, why) when the engine does not
+    answer."""
+    key = os.environ.get("DOCKER_HOST", "")
+    if key in _layer:
+        return _layer[key]
+    try:
+        info = (engine or client(timeout=10)).info()
+    except Exception as err:
+        return False, f"not enforced: the engine's storage driver is unknown ({one_line(err)})"
+    driver = info.get("Driver", "?")
+    backing = dict(info.get("DriverStatus") or []).get("Backing Filesystem", "?")
+    if driver in ("btrfs", "zfs", "devicemapper", "windowsfilter") or (driver == "overlay2" and backing == "xfs"):
+        answer = (True, f"storage_opt size ({driver} on {backing})")
+    else:
+        answer = (False, f"not enforced: {driver} on {backing} (the engine bounds a container layer only "
+                         "on xfs with pquota, btrfs, zfs or devicemapper)")
+    _layer[key] = answer
+    return answer
+
+
+def no_layer_bound(why: str) -> None:
+    """Records that create refused the layer bound (overlay2 on xfs without pquota): not asked again."""
+    _layer[os.environ.get("DOCKER_HOST", "")] = (False, f"not enforced: {why}")
+
+
 def image_exists(tag: str, engine: Optional[docker.DockerClient] = None) -> bool:
     """Whether the engine (`engine`, else the local one) has this image; False when no engine answers."""
     try:

@@ -8,23 +8,48 @@ What a container gets (all of it from `container_kwargs(spec)`):
   SIGTERM reaches the agent and zombies are reaped; network none unless the agent needs egress;
 - MLE-bench's layout as bind mounts (data and instructions read-only, submission/code/logs
   writable) plus the validation pieces (`validation.inside_mounts`);
-- labels `mleray.sweep`, `mleray.trial`, `mleray.attempt` so `DockerSandbox.reap()` finds leftovers.
+- the time limit enforced inside as well (`limit_command`): with the spec's `time_limit` the command runs
+  under `timeout -s TERM -k <grace> <limit + grace>` (a shell watchdog where the image has no `timeout`), so
+  a container whose driver or actor died still ends by itself;
+- labels `mleray.sweep`, `mleray.sweep_id` (name plus storage location: what `DockerSandbox.reap()`
+  matches), `mleray.trial`, `mleray.attempt`, and `mleray.deadline` / `mleray.grace` (the epoch second
+  the limit ends, and the grace after it) so the node-side reaper (`reaper.py`) removes overdue ones;
+- the engine's log capped: json-file with `max-size` / `max-file` (LOG_MAX_SIZE x LOG_MAX_FILES);
+- the container layer bounded to `disk_gb` (storage_opt size) only when the engine can (`layer_size=True`).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
-from docker.types import DeviceRequest, Mount
+from docker.types import DeviceRequest, LogConfig, Mount
 
 from mleray.sandbox import validation
 from mleray.sandbox.base import SandboxError, SandboxSpec
 
 AGENT_USER = "1000:1000"
 GIB = 1024**3
+LOG_MAX_SIZE, LOG_MAX_FILES = "10m", 3  # the engine keeps at most 30 MB of an agent's output
+LABEL_DEADLINE, LABEL_GRACE = "mleray.deadline", "mleray.grace"
+LIMIT_MARK = "mleray-time-limit"
+# $1 limit, $2 grace, then the command. GNU timeout puts the command in a process group of its own and
+# signals the group (SIGTERM at the limit, SIGKILL `grace` later), and forwards a SIGTERM it receives
+# (docker stop, mleray's own time limit) to it. Without `timeout` in the image: the command in the
+# background, a forwarding trap, and a watchdog that signals every process (kill -1 spares PID 1, the
+# init, which ends the container when its child ends). TIMEOUT is replaced by the probe's name.
+_LIMIT_SCRIPT = (
+    'l=$1; g=$2; shift 2; '
+    'if command -v TIMEOUT >/dev/null 2>&1; then exec TIMEOUT -s TERM -k "$g" "$l" "$@"; fi; '
+    '"$@" & c=$!; '
+    "trap 'kill -TERM $c 2>/dev/null' TERM INT HUP; "
+    '( sleep "$l"; kill -TERM -1 2>/dev/null; sleep "$g"; kill -KILL -1 2>/dev/null ) & w=$!; '
+    'while :; do wait $c; r=$?; kill -0 $c 2>/dev/null || break; done; '
+    'kill $w 2>/dev/null; exit $r'
+)
 
 # container path -> mode, for the spec's own folders (validation's pieces come from validation.py)
 _LAYOUT = (
@@ -38,7 +63,8 @@ _LAYOUT = (
 
 
 def container_name(spec: SandboxSpec) -> str:
-    raw = f"mleray-{spec.sweep}-{spec.trial_id}-a{spec.attempt}"
+    """Unique per sweep id, trial and attempt: a same-named sweep elsewhere never collides with it."""
+    raw = f"mleray-{spec.sweep_id or spec.sweep}-{spec.trial_id}-a{spec.attempt}"
     name = re.sub(r"[^a-zA-Z0-9_.-]", "-", raw)
     return name[:200]
 
@@ -73,23 +99,54 @@ def environment(spec: SandboxSpec) -> Dict[str, str]:
     return env
 
 
-def container_kwargs(spec: SandboxSpec) -> dict:
+def time_limit(spec: SandboxSpec) -> Optional[float]:
+    """The trial's time limit in seconds: the spec's, else the MLERAY_TIME_LIMIT it declares; None: none."""
+    if spec.time_limit is not None:
+        return float(spec.time_limit)
+    try:
+        return float(spec.env["MLERAY_TIME_LIMIT"])
+    except (KeyError, ValueError):
+        return None
+
+
+def limit_command(command: List[str], limit: float, grace: float, probe: str = "timeout") -> List[str]:
+    """`command` made to stop itself: SIGTERM at `limit` seconds, SIGKILL `grace` seconds later, with
+    `probe` (GNU timeout) where the image has it, else a shell watchdog. Idempotent."""
+    if len(command) >= 4 and command[:2] == ["/bin/sh", "-c"] and command[3] == LIMIT_MARK:
+        return list(command)
+    script = _LIMIT_SCRIPT.replace("TIMEOUT", probe)
+    return ["/bin/sh", "-c", script, LIMIT_MARK, f"{limit:g}", f"{max(grace, 1.0):g}", *command]
+
+
+def container_kwargs(spec: SandboxSpec, grace_period: float = 10.0, layer_size: bool = False,
+                     started: Optional[float] = None) -> dict:
     """Exactly what `client.containers.create(**kwargs)` receives for this spec. No engine needed.
-    Raises SandboxError when the spec has no image or an empty command."""
+    `grace_period`: seconds between SIGTERM and SIGKILL; with a time limit the command stops itself at
+    limit + grace (SIGTERM) and limit + 2 x grace (SIGKILL), after mleray's own signals from outside.
+    `layer_size`: bound the container layer to `spec.disk_gb` (only engines that support it).
+    `started`: the epoch the deadline label counts from (now). Raises SandboxError when the spec has no
+    image or an empty command."""
     if not spec.image:
         raise SandboxError(f"trial {spec.trial_id}: the agent has no docker image "
                            "(set `image` in its yaml, or use sandbox=bwrap)")
     if not spec.command:
         raise SandboxError(f"trial {spec.trial_id}: empty agent command")
     memory = int(spec.memory_gb * GIB)
+    command = validation.wrap_command(list(spec.command))
+    labels = dict(spec.labels)
+    limit = time_limit(spec)
+    if limit is not None and limit > 0:
+        command = limit_command(command, limit + grace_period, grace_period)
+        labels[LABEL_DEADLINE] = f"{(time.time() if started is None else started) + limit:.0f}"
+        labels[LABEL_GRACE] = f"{grace_period:g}"
     kwargs = dict(
         image=spec.image,
-        command=validation.wrap_command(list(spec.command)),
+        command=command,
         entrypoint=[],  # run the command as given, whatever the image's ENTRYPOINT
         name=container_name(spec),
         user=AGENT_USER,
         environment=environment(spec),
-        labels=dict(spec.labels),
+        labels=labels,
         detach=True,
         tty=False,
         stdin_open=False,
@@ -104,7 +161,10 @@ def container_kwargs(spec: SandboxSpec) -> dict:
         network_mode="bridge" if spec.network else "none",
         mounts=[Mount(target=c, source=h, type="bind", read_only=(m == "ro")) for h, c, m in mounts(spec)],
         working_dir="/home",
+        log_config=LogConfig(type="json-file", config={"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)}),
     )
+    if layer_size:
+        kwargs["storage_opt"] = {"size": f"{max(1, int(math.ceil(spec.disk_gb)))}G"}
     if spec.gpu_ids:
         kwargs["device_requests"] = [DeviceRequest(device_ids=[str(g) for g in spec.gpu_ids], capabilities=[["gpu"]])]
     return kwargs
