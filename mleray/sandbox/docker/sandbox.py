@@ -254,7 +254,8 @@ class DockerSandbox(Sandbox):
         elapsed = time.monotonic() - self._t0
         inner_limit = (not timed_out and limit is not None and code in (124, 128 + 9, 128 + 15)
                        and elapsed >= limit + self.grace_period - 1)
-        foreign = [] if (timed_out or inner_limit) else self._foreign_signals(container)
+        stopped = self._killed  # kill() from another thread (the trial was aborted): mleray's own doing
+        foreign = [] if (timed_out or inner_limit or stopped) else self._foreign_signals(container)
         memory = f"the limit is {self.spec.memory_gb:g} GB, swap included"
         counted = f", {oom_kills} OOM kill(s) in the container's cgroup" if oom_kills else ""
         info = ExitInfo(exit_code=code, timed_out=timed_out or inner_limit)
@@ -263,6 +264,8 @@ class DockerSandbox(Sandbox):
         elif inner_limit:
             info.reason = (f"stopped by its own in-container time limit ({limit:g} s + {self.grace_period:g} s "
                            "grace): mleray's driver was not there to stop it")
+        elif stopped:
+            info.reason = f"stopped by mleray (the trial was aborted); exit {code}"
         elif foreign:
             info.killed_externally = True
             info.reason = (f"killed externally: signal {', '.join(map(str, foreign))} sent to the container from "
