@@ -252,3 +252,36 @@ def test_engine_log_is_capped(docker_client, base_image, trial_dirs):
             assert os.path.getsize(path) <= 10.5 * 2**20 and os.path.exists(path + ".1")
     finally:
         box.kill()
+
+
+def test_sigkilled_sweep_driver_leaves_no_container_past_limit_plus_grace(docker_client, base_image, tmp_path):
+    """The whole sweep command (Ray, its actor, the runner), SIGKILLed with its process group while its
+    agent ignores SIGTERM: its container still ends by limit + grace + 10 s."""
+    limit, grace = 3, 2
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "stubborn.yaml").write_text(f"image: {base_image}\ncommand: [sh, -c, \"trap '' TERM; sleep 1000\"]\n")
+    storage = tmp_path / "runs"
+    this = sweep_id(storage / "stubborn", "stubborn")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "mleray.sweep", "name=stubborn", f"storage={storage}", "competitions=[titanic]",
+         "agents=[stubborn]", "seeds=1", "sandbox=docker", "report=false", "tiers.cpu.memory_gb=1",
+         f"tiers.cpu.time_limit={limit}", f"grace_period={grace}", "ray.num_cpus=2"],
+        env={**os.environ, "MLERAY_AGENTS_DIR": str(agents)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        found, deadline = [], time.monotonic() + 120
+        while not found and time.monotonic() < deadline and driver.poll() is None:
+            found = docker_client.containers.list(filters={"label": f"mleray.sweep_id={this}"})
+            time.sleep(0.1)
+        assert found, "the sweep started no container"
+        started = time.monotonic()
+        os.killpg(driver.pid, signal.SIGKILL)  # driver, Ray and the trial's actor: nobody is left to stop it
+        driver.wait(30)
+        while running(docker_client, found[0].id) and time.monotonic() - started < limit + grace + 10:
+            time.sleep(0.25)
+        assert not running(docker_client, found[0].id), f"alive {time.monotonic() - started:.1f} s after the kill"
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+        DockerSandbox.reap(this)
