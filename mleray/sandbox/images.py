@@ -1,11 +1,15 @@
 """Building the images agents run in: the offline base image, then each agent's image.
 
-`mleray images build [--offline] [--base TAG] [AGENT...]`
+`mleray images build [--offline] [--base TAG] [--runtime-only | --no-runtime] [AGENT...]`
 
 - The offline base image (`mleray-base:local`) needs no container registry: debootstrap builds a
   minimal Debian bookworm root file system with python3, numpy, pandas, scikit-learn and curl from
   the machine's own Debian mirror (read from its apt sources), and `docker import` turns it into an
   image (about 2-3 minutes, once; skipped when the tag exists).
+- The bwrap agent runtime (mleray.sandbox.runtime) is that same root file system kept as a folder;
+  one debootstrap serves both: the base image is imported from a ready runtime, and a missing runtime
+  is exported from an existing base image. `--runtime-only` builds just the runtime (no Docker needed),
+  `--no-runtime` skips it.
 - An agent is declared in `configs/agents/<name>.yaml` (`mleray.config.AgentConfig`). Agents with a
   `build_context` are built from its Dockerfile, which takes `ARG BASE_IMAGE` (defaulting to a
   registry image such as python:3.11-slim); `--offline` passes BASE_IMAGE=mleray-base:local and
@@ -30,12 +34,14 @@ from typing import Callable, Iterable, List, Optional
 
 from mleray import paths
 from mleray.config import AgentConfig, ConfigError, load_agent
+from mleray.sandbox import runtime
 from mleray.sandbox.docker import engine
 from mleray.sandbox.docker.engine import image_exists
+from mleray.sandbox.runtime import SUITE, BuildError, make_rootfs
 
 BASE_TAG = "mleray-base:local"
-SUITE = "bookworm"
-BASE_PACKAGES = ("python3", "python3-numpy", "python3-pandas", "python3-sklearn", "curl", "ca-certificates")
+BASE_PACKAGES = runtime.PACKAGES
+AGENT_UID = runtime.AGENT_UID
 # Set on the imported image: docker import keeps no ENV or CMD of its own.
 BASE_CHANGES = [
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -43,10 +49,9 @@ BASE_CHANGES = [
     "ENV PYTHONUNBUFFERED=1",
     'CMD ["/bin/bash"]',
 ]
-AGENT_UID = 1000
 
 
-class ImageError(RuntimeError):
+class ImageError(BuildError):
     """An image could not be built; the message names what is missing and what to do."""
 
 
@@ -117,59 +122,46 @@ def debian_mirror(suite: str = SUITE, root: Path = Path("/etc/apt")) -> str:
 # The offline base image
 
 
-def _add_agent_user(rootfs: Path) -> None:
-    """A non-root user 1000:1000 named `agent` whose HOME (/tmp/agent-home) is always writable."""
-    passwd, group = rootfs / "etc/passwd", rootfs / "etc/group"
-    if f":{AGENT_UID}:" not in passwd.read_text():
-        with passwd.open("a") as f:
-            f.write(f"agent:x:{AGENT_UID}:{AGENT_UID}:mleray agent:/tmp/agent-home:/bin/bash\n")
-        with group.open("a") as f:
-            f.write(f"agent:x:{AGENT_UID}:\n")
-    (rootfs / "home").mkdir(exist_ok=True)
-    os.chmod(rootfs / "home", 0o755)
+def _import_rootfs(rootfs: Path, tag: str, client, log: Log) -> None:
+    """`docker import` of a root file system folder as `tag` (ENV and CMD set: import keeps none)."""
+    tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    stream = tar.stdout
+    assert stream is not None  # stdout=PIPE
+    repo, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "latest")
+    try:
+        client.api.import_image_from_stream(stream, repository=repo, tag=version, changes=BASE_CHANGES)
+    finally:
+        stream.close()
+        tar.wait()
+    if tar.returncode != 0 or not image_exists(tag, client):
+        raise ImageError(f"docker import of {rootfs} as {tag} failed (tar exit {tar.returncode})")
 
 
 def build_base(tag: str = BASE_TAG, force: bool = False, log: Log = print,
                packages: Iterable[str] = BASE_PACKAGES) -> str:
-    """Builds the offline base image with debootstrap + docker import. Skips when `tag` exists."""
+    """Builds the offline base image: the bwrap runtime's root file system (debootstrap, or the one
+    already built; see mleray.sandbox.runtime) `docker import`ed. Skips when `tag` exists.
+
+    Other `packages` than the runtime's debootstrap into a temporary folder instead."""
     client = _client()
     if not force and image_exists(tag, client):
         log(f"{tag}: exists, skipped")
         return tag
-    if shutil.which("debootstrap") is None:
-        raise ImageError("debootstrap is not installed (apt-get install -y debootstrap) - "
-                         "it builds the offline base image")
     if os.geteuid() != 0:
         raise ImageError("building the offline base image needs root (debootstrap); "
                          "run as root or build it on a machine where you are")
-    mirror = debian_mirror()
-    work = Path(tempfile.mkdtemp(prefix="mleray-base-", dir=os.environ.get("MLERAY_BUILD_DIR", "/var/tmp")))
-    rootfs = work / "rootfs"
     t0 = time.monotonic()
+    if tuple(packages) == tuple(runtime.PACKAGES):
+        rootfs = runtime.build(log=log, export=False)  # the runtime's folder, debootstrapped when missing
+        log(f"{tag}: importing the bwrap runtime's root file system {rootfs}")
+        _import_rootfs(rootfs, tag, client, log)
+        log(f"{tag}: built in {time.monotonic() - t0:.0f} s")
+        return tag
+    work = Path(tempfile.mkdtemp(prefix="mleray-base-", dir=os.environ.get("MLERAY_BUILD_DIR", "/var/tmp")))
     try:
-        log(f"{tag}: debootstrap {SUITE} from the configured mirror ({mirror}) - a few minutes")
-        cmd = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, str(rootfs), mirror]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
-            tail = "\n".join(proc.stdout.splitlines()[-15:])
-            raise ImageError(f"debootstrap failed (exit {proc.returncode}):\n{tail}")
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for item in (rootfs / junk).glob("*"):
-                if item.is_file():
-                    item.unlink()
-        _add_agent_user(rootfs)
-        log(f"{tag}: debootstrap done in {time.monotonic() - t0:.0f} s; importing")
-        tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        stream = tar.stdout
-        assert stream is not None  # stdout=PIPE
-        repo, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "latest")
-        try:
-            client.api.import_image_from_stream(stream, repository=repo, tag=version, changes=BASE_CHANGES)
-        finally:
-            stream.close()
-            tar.wait()
-        if tar.returncode != 0 or not image_exists(tag, client):
-            raise ImageError(f"docker import of {rootfs} as {tag} failed (tar exit {tar.returncode})")
+        seconds = make_rootfs(work / "rootfs", debian_mirror(), packages, log=log)
+        log(f"{tag}: debootstrap done in {seconds:.0f} s; importing")
+        _import_rootfs(work / "rootfs", tag, client, log)
         log(f"{tag}: built in {time.monotonic() - t0:.0f} s")
         return tag
     finally:
@@ -256,8 +248,12 @@ def build_agent(agent: AgentConfig, base: Optional[str] = None, log: Log = print
 
 
 def build(agents: Optional[List[str]] = None, offline: bool = False, base: Optional[str] = None,
-          log: Log = print) -> List[str]:
-    """Builds the base image (offline) and the named agents' images (all built-in agents when empty)."""
+          log: Log = print, with_runtime: bool = True) -> List[str]:
+    """Builds the bwrap runtime (unless `with_runtime` is False), the base image (offline) and the
+    named agents' images (all built-in agents when empty). The runtime comes first: the base image is
+    then imported from its folder (one debootstrap), or, when the image exists, exported into it."""
+    if with_runtime:
+        runtime.build(log=log)
     if offline and not base:
         base = BASE_TAG
     # offline always has a base by now; base == BASE_TAG is not None either
@@ -282,22 +278,28 @@ def build(agents: Optional[List[str]] = None, offline: bool = False, base: Optio
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="mleray images",
-                                     description="Build agent images (and the offline base image).")
+    parser = argparse.ArgumentParser(
+        prog="mleray images", description="Build agent images, the offline base image and the bwrap agent runtime.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build images")
     b.add_argument("--offline", action="store_true",
                    help=f"build without a registry: base every agent on {BASE_TAG} (built first with debootstrap)")
     b.add_argument("--base", default=None, help="BASE_IMAGE passed to every agent Dockerfile")
     b.add_argument("--base-only", action="store_true", help=f"only build the offline base image {BASE_TAG}")
+    which = b.add_mutually_exclusive_group()
+    which.add_argument("--runtime-only", action="store_true",
+                       help="only build the bwrap agent runtime (a Debian root folder; no Docker needed)")
+    which.add_argument("--no-runtime", action="store_true", help="do not build the bwrap agent runtime")
     b.add_argument("agents", nargs="*", help="agent names (configs/agents/*.yaml); default all")
     args = parser.parse_args(argv)
     try:
-        if args.base_only:
+        if args.runtime_only:
+            runtime.build()
+        elif args.base_only:
             build_base(args.base or BASE_TAG)
         else:
-            build(args.agents, offline=args.offline, base=args.base)
-    except (ImageError, ConfigError) as err:
+            build(args.agents, offline=args.offline, base=args.base, with_runtime=not args.no_runtime)
+    except (BuildError, ConfigError) as err:
         print(f"mleray images: {err}", file=sys.stderr)
         return 1
     return 0

@@ -78,7 +78,11 @@ def runtime_dirs() -> List[Path]:
 
 
 def _is_ready(folder: Path) -> bool:
-    return (folder / MARKER).is_file() and (folder / "rootfs" / PYTHON.lstrip("/")).exists()
+    """The ready marker is there (written last) and so is the interpreter; an unreadable folder is not."""
+    try:
+        return (folder / MARKER).is_file() and (folder / "rootfs" / PYTHON.lstrip("/")).exists()
+    except OSError:
+        return False
 
 
 def runtime_root() -> Optional[Path]:
@@ -106,7 +110,10 @@ def problem() -> Optional[str]:
     if runtime_root() is not None:
         return None
     folder = runtime_dirs()[0] / key()
-    state = "is half-built (no ready marker)" if folder.exists() else "is not built"
+    try:
+        state = "is half-built (no ready marker)" if folder.exists() else "is not built"
+    except OSError as err:
+        state = f"cannot be read ({err.strerror})"
     return (f"the bwrap agent runtime ({SUITE}: {', '.join(PACKAGES)}) {state} at {folder}; "
             f"build it as root with `{BUILD_COMMAND}`")
 

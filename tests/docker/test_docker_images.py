@@ -1,17 +1,22 @@
-"""Images: the machine's Debian mirror, the offline base image, agent images built on it, and an
-MLE-bench-style agent image (start.sh convention) running unchanged in the Docker sandbox."""
+"""Images: the machine's Debian mirror, the offline base image, agent images built on it, an
+MLE-bench-style agent image (start.sh convention) running unchanged in the Docker sandbox, and the bwrap
+agent runtime sharing the base image's root file system (one debootstrap serves both)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
+import time
 
 import pytest
+from helpers import make_spec, require
 
 from mleray.config import load_agent
-from mleray.sandbox.images import build_agent, debian_mirror, image_exists, main
+from mleray.sandbox import runtime
 from mleray.sandbox.docker import DockerSandbox
+from mleray.sandbox.images import build_agent, build_base, debian_mirror, image_exists, main
 from mleray.sandbox.validation import ValidationServer, socket_path_for
-from helpers import make_spec
 
 
 def test_mirror_from_deb822(tmp_path):
@@ -70,3 +75,55 @@ def test_mlebench_style_agent_runs_unchanged(docker_client, base_image, trial_di
     trial = trial_dirs["trial"]
     assert (trial / "submission" / "submission.csv").is_file()
     assert (trial / "code" / "main.py").is_file() and (trial / "logs" / "agent.log").is_file()
+
+
+def _runtime_python(root, code: str) -> subprocess.CompletedProcess:
+    args = ["bwrap", "--unshare-all", "--die-with-parent", "--uid", "1000", "--gid", "1000",
+            *runtime.bwrap_args(root), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--clearenv",
+            "--setenv", "PATH", "/usr/bin:/bin", runtime.PYTHON, "-c", code]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+def test_runtime_exported_from_base_image(docker_client, base_image, bwrap_path, tmp_path, monkeypatch):
+    """Where the base image exists and no runtime does, the runtime is its root file system, exported."""
+    require(os.geteuid() == 0, "building the runtime needs root")
+    monkeypatch.setenv(runtime.ENV_VAR, str(tmp_path))
+    assert runtime.runtime_root() is None
+    lines = []
+    t0 = time.monotonic()
+    root = runtime.build(log=lines.append)
+    seconds = time.monotonic() - t0
+    assert runtime.runtime_root() == root
+    assert runtime.info(root)["method"] == f"docker export of {base_image}", lines
+    assert seconds < 120 and not any("debootstrap" in line for line in lines), (seconds, lines)
+    out = _runtime_python(root, "import numpy, pandas, sklearn, os; print(os.getuid())")
+    assert out.returncode == 0 and out.stdout.strip() == "1000", out
+    assert not (root / ".dockerenv").exists() and "agent:x:1000:" in (root / "etc/passwd").read_text()
+    assert main(["build", "--runtime-only"]) == 0  # ready: skipped
+    assert not list(tmp_path.glob(".*partial*"))
+    assert not docker_client.containers.list(all=True, filters={"ancestor": base_image, "status": "created"})
+
+
+def test_no_runtime_flag_skips_it(docker_client, base_image, tmp_path, monkeypatch):
+    monkeypatch.setenv(runtime.ENV_VAR, str(tmp_path))
+    assert main(["build", "--offline", "--no-runtime", "dummy"]) == 0
+    assert runtime.runtime_root() is None and not list(tmp_path.iterdir())
+
+
+def test_base_image_imported_from_the_runtime(docker_client, base_image, bwrap_path):
+    """A machine building both debootstraps once: the base image is the ready runtime's folder, imported."""
+    require(os.geteuid() == 0, "building images needs root")
+    root = runtime.runtime_root() or runtime.build()
+    tag = "mleray-test-from-runtime:local"
+    lines = []
+    try:
+        assert build_base(tag, log=lines.append) == tag
+        assert any("importing the bwrap runtime" in line for line in lines), lines
+        assert not any("debootstrap" in line for line in lines), lines
+        out = docker_client.containers.run(tag, ["python3", "-c", "import sklearn, os; print(os.getuid())"],
+                                           network_mode="none", user="1000:1000", remove=True)
+        assert out.strip() == b"1000"
+        assert runtime.runtime_root() == root
+    finally:
+        if image_exists(tag, docker_client):
+            docker_client.images.remove(tag, force=True)
