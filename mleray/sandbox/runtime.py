@@ -275,7 +275,8 @@ def build(force: bool = False, log: Log = print, image: Optional[str] = None,
     """Builds the runtime for this machine and returns its rootfs; a no-op when one is ready (unless
     `force`). With `export` and the base image (`image`, default mleray-base:local) on the engine, the
     root file system is exported from it; otherwise debootstrap from the configured mirror. Root only.
-    The folder is built beside its final place and renamed there; the ready marker is written last."""
+    The folder is built beside its final place and renamed there; the ready marker is written last.
+    `force` replaces a ready folder in place: only while no sandbox runs on it."""
     base = runtime_dirs()[0]
     folder = base / key()
     if not force and _is_ready(folder):
