@@ -12,7 +12,14 @@ summary counts and entry fields; the summary is printed. A single entry is print
 fields plus `reason` (empty when the submission is valid).
 
 A SUBMISSION.csv that does not exist is an error (in a JSONL it is an entry without a submission, as
-in MLE-bench). Before grading anything, every competition named is checked (unknown ids, MLE-bench data
+in MLE-bench).
+
+The files are the user's own (the host's owner runs this), so a symbolic link is followed; everything
+else a trial's grader does holds: a file over `--max-submission-mb` (default 1024, the sweep's
+`max_submission_mb`) or one that is not a regular file (a FIFO, a device) is an invalid entry with
+the reason, the cheap pre-checks refuse a hostile file before it is parsed, and reasons are bounded.
+
+Before grading anything, every competition named is checked (unknown ids, MLE-bench data
 not prepared, official package missing); problems are printed one per line and the exit status is 2.
 """
 
@@ -24,6 +31,8 @@ import os
 import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
+
+from mleray.trial.agent_files import MAX_SUBMISSION_MB
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", type=Path, help="a sweep folder (runs/<sweep>/): export its trials as grading reports")
     p.add_argument("--out", type=Path, help="folder for the grading report(s) (default: the JSONL's folder; "
                                             "for --sweep, SWEEP_DIR/report/grading_reports)")
+    p.add_argument("--max-submission-mb", type=float, default=MAX_SUBMISSION_MB, metavar="MB",
+                   help="a submission larger than this is invalid, not read (default %(default)g, as a sweep's "
+                        "max_submission_mb)")
     p.add_argument("--data-dir", type=Path,
                    help="where `mlebench prepare` put MLE-bench data (sets MLERAY_MLEBENCH_DATA_DIR)")
     return p
@@ -99,6 +111,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         argv = argv[1:]
     parser = _parser()
     args = parser.parse_args(argv)
+    if not args.max_submission_mb > 0:
+        parser.error("--max-submission-mb must be a positive number of MB")
     if args.data_dir:
         os.environ["MLERAY_MLEBENCH_DATA_DIR"] = str(args.data_dir.expanduser().resolve())
 
@@ -130,7 +144,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _fail(problems)
         entries = []
         for item in submissions:
-            grade = grade_submission(prepared[str(item["competition_id"])], Path(str(item["submission_path"])))
+            grade = grade_submission(prepared[str(item["competition_id"])], Path(str(item["submission_path"])),
+                                     max_submission_mb=args.max_submission_mb)
             entries.append(grade)
         report = aggregate(entries)
         out_dir = args.out or args.jsonl.resolve().parent
@@ -141,12 +156,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     if not args.submission or not args.competition_id:
         parser.error("give SUBMISSION.csv COMPETITION_ID, or --jsonl FILE")
-    if not Path(args.submission).is_file():  # in a JSONL a missing file is an entry; here it is a typo
+    if not Path(args.submission).exists():  # in a JSONL a missing file is an entry; here it is a typo
         return _fail([f"submission file not found: {args.submission} (give the path of the CSV to grade)"])
     prepared, problems = _prepare_all([args.competition_id])
     if problems:
         return _fail(problems)
-    grade = grade_submission(prepared[args.competition_id], Path(args.submission))
+    grade = grade_submission(prepared[args.competition_id], Path(args.submission),
+                             max_submission_mb=args.max_submission_mb)
     print(json.dumps(grade, indent=4))
     return 0
 

@@ -17,10 +17,17 @@ Then, as MLE-bench does: the score is rounded with Python's `round(score, 5)` (M
 ending in .csv", and the score is ranked against the competition's leaderboard (`rank.py`).
 `created_at` is `records.now()`, UTC with its offset, as in every record (MLE-bench writes naive local
 time; it reads both, and its aggregation does not read `created_at`).
+
+The host side survives any submission: a file over `max_submission_mb` is invalid with a reason naming
+its size and the cap; an agent's file (`follow_links=False`) is graded from a private copy, never from
+its path (mleray.trial.agent_files); `validate.precheck` refuses an over-long header or line, a header
+that is not UTF-8 or far more columns than the sample's before pandas parses anything; and every reason
+is one line of at most `validate.REASON` characters, quoting only short excerpts of the submission.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import logging
@@ -31,10 +38,10 @@ import pandas as pd
 
 from mleray.errors import one_line
 from mleray.grading.rank import Leaderboard, LeaderboardError, rank
-from mleray.grading.validate import check_score, validate_submission
+from mleray.grading.validate import bounded, check_score, err_text, precheck, validate_submission
 from mleray.records import MLEBENCH_REPORT_KEYS, now
 from mleray.sandbox.validation import VALID_MESSAGE
-from mleray.trial.agent_files import refusal
+from mleray.trial.agent_files import MAX_SUBMISSION_MB, AgentFileError, excerpt, max_bytes, private_copy, refusal
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +107,7 @@ def _score_local(prepared, path: Path) -> Tuple[Optional[float], str]:
     try:
         answers = _load_answers(prepared)
     except Exception as err:
-        return None, f"cannot grade: answers {prepared.answers_path} unreadable ({one_line(err)})"
+        return None, f"cannot grade: answers {prepared.answers_path} unreadable ({one_line(err)})"  # host-side
     ok, why = validate_submission(path, prepared.sample_submission_path, comp.id_column, answers)
     if not ok:
         return None, why
@@ -113,7 +120,7 @@ def _score_local(prepared, path: Path) -> Tuple[Optional[float], str]:
 
             raw = metrics.score(comp.metric, submission, answers, comp.id_column, list(comp.target_columns))
     except Exception as err:  # InvalidSubmission or any failure of the metric on this file
-        return None, f"cannot score the submission: {one_line(err)}"
+        return None, f"cannot score the submission: {err_text(err)}"
     ok, why = check_score(raw)
     if not ok:
         return None, why
@@ -158,35 +165,59 @@ def _score_mlebench(prepared, path: Path) -> Tuple[Optional[float], str]:
     except pd.errors.EmptyDataError:
         submission = pd.DataFrame()  # MLE-bench's read_csv gives an empty frame; its grader rejects it
     except Exception as err:
-        return None, f"submission is not parseable as CSV: {one_line(err)}"
+        return None, f"submission is not parseable as CSV: {err_text(err)}"
     try:
         raw = official.grader.grade_fn(submission, _answers_copy(answers))
     except InvalidSubmissionError as err:
-        return None, f"invalid submission: {one_line(err)}"
+        return None, f"invalid submission: {err_text(err)}"
     except Exception as err:
-        return None, f"the official grader failed on this submission: {type(err).__name__}: {one_line(err)}"
+        return None, f"the official grader failed on this submission: {type(err).__name__}: {err_text(err)}"
     if raw is None:
         return None, "the official grader returned no score"
     try:
         return _round(raw), ""
     except (TypeError, ValueError) as err:
-        return None, f"the official grader returned {raw!r}: {one_line(err)}"
+        return None, f"the official grader returned {excerpt(repr(raw), 60)}: {err_text(err)}"
 
 
 # ------------------------------------------------------------------------------------ public
 
 
-def grade_submission(prepared, submission_path: Path, follow_links: bool = True) -> dict:
+def _score_file(prepared, path: Path) -> Tuple[Optional[float], str]:
+    """(score, "") or (None, reason) for a file the host may read: pre-checks, then the scorer."""
+    comp = prepared.competition
+    try:
+        refused = precheck(path, prepared.sample_submission_path)
+        if refused:
+            return None, refused
+        if getattr(comp, "source", "local") == "mlebench":
+            return _score_mlebench(prepared, path)
+        return _score_local(prepared, path)
+    except Exception as err:  # a bug or an unreadable file must not crash the trial
+        log.exception("grading %s for %s failed", path, comp.id)
+        return None, f"grading failed: {type(err).__name__}: {err_text(err)}"
+
+
+def grade_submission(prepared, submission_path: Path, follow_links: bool = True,
+                     max_submission_mb: float = MAX_SUBMISSION_MB) -> dict:
     """One MLE-bench report entry (MLEBENCH_REPORT_KEYS, in order) plus `reason`. Never raises.
 
-    follow_links=False is for files an agent wrote: a link, a non-regular or an oversized file is
-    "no submission" with the reason, and is never opened (mleray.trial.agent_files)."""
+    follow_links=False is for files an agent wrote: a link or a non-regular file is "no submission"
+    with the reason and is never opened, and the grade reads a private copy of the regular file
+    (mleray.trial.agent_files). With follow_links=True (`mleray grade`: the host owner's own files) a
+    link is followed and the path is read directly; the size cap, the pre-checks and the bounded
+    reason hold either way."""
     path = Path(submission_path)
     comp = prepared.competition
-    refused = None if follow_links else refusal(path)
-    submission_exists = refused is None and path.is_file() and path.suffix.lower() == ".csv"
+    cap = max_bytes(max_submission_mb)
+    refused = refusal(path, cap, follow_links)
+    oversized = refused is not None and "max_submission_mb" in refused
+    regular = refused is None and path.is_file()
+    submission_exists = (regular or oversized) and path.suffix.lower() == ".csv"
     score: Optional[float] = None
-    if refused is not None:
+    if oversized:
+        reason = f"invalid submission: {refused}"
+    elif refused is not None:
         reason = f"no submission: {refused}"
     elif not path.exists():
         reason = f"no submission: {path} does not exist"
@@ -196,13 +227,12 @@ def grade_submission(prepared, submission_path: Path, follow_links: bool = True)
         reason = f"submission must be a .csv file: {path}"
     else:
         try:
-            if getattr(comp, "source", "local") == "mlebench":
-                score, reason = _score_mlebench(prepared, path)
-            else:
-                score, reason = _score_local(prepared, path)
-        except Exception as err:  # a bug or an unreadable file must not crash the trial
-            log.exception("grading %s for %s failed", path, comp.id)
-            score, reason = None, f"grading failed: {type(err).__name__}: {one_line(err)}"
+            with _readable(path, cap, follow_links) as readable:
+                score, reason = _score_file(prepared, readable)
+        except FileNotFoundError:
+            submission_exists, reason = False, f"no submission: {path} does not exist"
+        except (AgentFileError, OSError) as err:  # swapped after the check, or unreadable
+            submission_exists, reason = False, f"no submission: {err_text(err)}"
     try:
         ranking = rank(score, load_leaderboard(comp))
     except LeaderboardError as err:
@@ -220,31 +250,32 @@ def grade_submission(prepared, submission_path: Path, follow_links: bool = True)
         "submission_path": str(path),
     }
     out = {key: entry[key] for key in MLEBENCH_REPORT_KEYS}
-    out["reason"] = reason
+    out["reason"] = bounded(reason)
     return out
+
+
+def _readable(path: Path, cap: int, follow_links: bool):
+    """What the scorer reads: a private copy of an agent's file, the path itself for the owner's."""
+    if follow_links:
+        return contextlib.nullcontext(path)
+    return private_copy(path, cap)
 
 
 def validate_only(prepared, submission_path: Path) -> Tuple[bool, str]:
     """(valid, reason) for the validation server; it scores internally but never returns a score.
 
     As MLE-bench's `validate_submission`, validity means "the grader would score it". The reason is
-    "Submission is valid." when valid.
+    "Submission is valid." when valid. `submission_path` is the server's own private file; the
+    reason is bounded as a record's is.
     """
     path = Path(submission_path)
     if not path.is_file():
         return False, f"Submission file {path} does not exist."
     if path.suffix.lower() != ".csv":
         return False, "Submission file must be a CSV file."
-    comp = prepared.competition
-    try:
-        if getattr(comp, "source", "local") == "mlebench":
-            score, reason = _score_mlebench(prepared, path)
-        else:
-            score, reason = _score_local(prepared, path)
-    except Exception as err:
-        return False, f"validation failed: {type(err).__name__}: {one_line(err)}"
+    score, reason = _score_file(prepared, path)
     if score is None:
-        return False, reason or "the submission could not be scored"
+        return False, bounded(reason or "the submission could not be scored")
     return True, VALID_MESSAGE
 
 

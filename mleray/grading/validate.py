@@ -11,10 +11,18 @@ Rules worth knowing:
 - a column may hold empty cells (NaN) only where the sample submission itself has empty cells
   (e.g. run-length masks that are empty for some images).
 - a column where the sample has numbers must hold numbers (no text, no inf).
+
+Reasons quote only the submission itself, each value cut to a short one-line excerpt
+(`mleray.trial.agent_files.excerpt`), so a hostile file cannot grow a record. `precheck` rejects what
+no parse should be spent on (an over-long header or line, a header that is not UTF-8, far more columns
+than the sample's) in one bounded pass, before pandas reads the file.
 """
 
 from __future__ import annotations
 
+import collections
+import csv
+import functools
 import math
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -23,16 +31,113 @@ import numpy as np
 import pandas as pd
 
 from mleray.errors import one_line
+from mleray.trial.agent_files import excerpt
 
 SHOW = 5  # how many offending values a reason shows
+VALUE = 40  # the most characters of one offending value a reason shows
+REASON = 500  # the most characters of a whole reason
+
+HEADER_BYTES = 64 * 1024  # a header line longer than this (or 8x the sample's) is refused unparsed
+LINE_BYTES = 16 * 2**20  # a line longer than this (or 4x the sample's longest) is refused unparsed
+COLUMNS = 10_000  # without a sample: more header fields than this are refused unparsed
+_SCAN = 8 * 2**20
 
 
 def _few(values: Sequence, total: Optional[int] = None) -> str:
     values = list(values)
     total = len(values) if total is None else total
-    shown = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values[:SHOW])
+    shown = ", ".join(repr(excerpt(v, VALUE)) if isinstance(v, str) else excerpt(v, VALUE) for v in values[:SHOW])
     more = f", ... ({total} in all)" if total > SHOW else ""
     return f"{shown}{more}"
+
+
+def err_text(err: BaseException) -> str:
+    """An exception raised on a submission as a short cleaned line (parser and metric messages may
+    quote the file's lines or values)."""
+    return excerpt(one_line(err, limit=1000))
+
+
+def bounded(reason: str, limit: int = REASON) -> str:
+    """A whole reason, one line, at most `limit` characters."""
+    return excerpt(reason or "", limit)
+
+
+# ------------------------------------------------------------------------------ pre-checks
+
+
+@functools.lru_cache(maxsize=64)
+def _sample_shape(path: str, mtime: float) -> Tuple[int, int, int]:
+    """(header line bytes, header fields, longest line bytes) of a sample submission."""
+    with open(path, "rb") as f:
+        header = f.readline()
+        longest = len(header)
+        for line in f:
+            longest = max(longest, len(line))
+    return len(header), _fields(header.decode("utf-8", "replace")), longest
+
+
+def _fields(line: str) -> int:
+    try:
+        return len(next(csv.reader([line.rstrip("\r\n")]), []))
+    except csv.Error:
+        return line.count(",") + 1
+
+
+def _long_line(path: Path, limit: int) -> Optional[Tuple[int, int]]:
+    """(line number, length so far) of the first line over `limit` bytes, or None; one streamed pass."""
+    line_no, start, pos = 1, 0, 0
+    with open(path, "rb") as f:
+        while True:
+            buf = f.read(_SCAN)
+            if not buf:
+                return None
+            ends = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10) + pos
+            if len(ends):
+                lengths = np.diff(ends, prepend=start - 1) - 1
+                over = np.flatnonzero(lengths > limit)
+                if len(over):
+                    return line_no + int(over[0]), int(lengths[over[0]])
+                line_no, start = line_no + len(ends), int(ends[-1]) + 1
+            pos += len(buf)
+            if pos - start > limit:
+                return line_no, pos - start
+
+
+def precheck(submission_path: Path, sample_path: Optional[Path] = None) -> Optional[str]:
+    """Why the file must be refused before any parse (an over-long header or line, a header that is not
+    UTF-8 text, far more columns than the sample has), or None. Reads one bounded header and streams
+    the rest once, so a hostile file costs well under a second and a few MB. Only files no grader
+    would accept are refused: a valid submission has the sample's columns and lines of its kind."""
+    path = Path(submission_path)
+    sample = None
+    if sample_path is not None and Path(sample_path).is_file():
+        try:
+            sample = _sample_shape(str(sample_path), Path(sample_path).stat().st_mtime)
+        except OSError:
+            sample = None
+    header_cap = max(HEADER_BYTES, 8 * sample[0]) if sample else HEADER_BYTES
+    line_cap = max(LINE_BYTES, 4 * sample[2]) if sample else LINE_BYTES
+    column_cap = 4 * sample[1] + 100 if sample else COLUMNS
+    with open(path, "rb") as f:
+        head = f.read(header_cap + 1)
+    end = head.find(b"\n")
+    if end < 0 and len(head) > header_cap:
+        known = f" (the sample submission's is {sample[0]} bytes)" if sample else ""
+        return f"the header line is over {header_cap} bytes{known}; starts with {excerpt(head[:60], 60)!r}"
+    header = head if end < 0 else head[:end]
+    try:
+        text = header.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return (f"submission is not a text CSV file: the header is not UTF-8 (byte 0x{header[err.start]:02x} "
+                f"at offset {err.start})")
+    columns = _fields(text)
+    if columns > column_cap:
+        known = f"the sample submission has {sample[1]}" if sample else f"at most {column_cap} are read"
+        return f"the header has {columns} columns; {known}"
+    long = _long_line(path, line_cap)
+    if long is not None:
+        return f"line {long[0]} is over {line_cap} bytes ({long[1]} bytes or more); no submission line is that long"
+    return None
 
 
 def _read(path: Path, id_column: Optional[str]) -> pd.DataFrame:
@@ -56,9 +161,10 @@ def validate_submission(submission_path: Path, sample_path: Path, id_column: str
     (and must then hold `id_column`); otherwise the sample's ids are expected.
     """
     try:
-        return _validate(Path(submission_path), Path(sample_path), id_column, answers)
+        ok, why = _validate(Path(submission_path), Path(sample_path), id_column, answers)
     except Exception as err:  # never raise on bad input
-        return False, f"submission could not be checked: {type(err).__name__}: {one_line(err)}"
+        ok, why = False, f"submission could not be checked: {type(err).__name__}: {err_text(err)}"
+    return ok, bounded(why)
 
 
 def _validate(sub_path: Path, sample_path: Path, id_column: str,
@@ -79,29 +185,31 @@ def _validate(sub_path: Path, sample_path: Path, id_column: str,
     try:
         sample_head = pd.read_csv(sample_path, nrows=0)
     except Exception as err:
-        return False, f"cannot check the submission: sample submission {sample_path} unreadable ({one_line(err)})"
+        return False, f"cannot check the submission: sample submission {sample_path} unreadable ({err_text(err)})"
     sample_cols = [str(c) for c in sample_head.columns]
     id_column = id_column or (sample_cols[0] if sample_cols else "")
     if id_column not in sample_cols:
         return False, (f"cannot check the submission: id column {id_column!r} is not in the sample submission "
-                       f"({', '.join(sample_cols)})")
+                       f"({excerpt(', '.join(sample_cols))})")
     sample = _read(sample_path, id_column)
 
     # -- parse ---------------------------------------------------------------------------------
     try:
         sub = _read(sub_path, id_column)
     except UnicodeDecodeError as err:
-        return False, f"submission is not a text CSV file (cannot decode: {one_line(err)})"
+        return False, f"submission is not a text CSV file (cannot decode: {err_text(err)})"
     except pd.errors.EmptyDataError:
         return False, "submission file has no content (no header, no rows)"
     except Exception as err:
-        return False, f"submission is not parseable as CSV: {one_line(err)}"
+        return False, f"submission is not parseable as CSV: {err_text(err)}"
     sub.columns = [str(c) for c in sub.columns]
 
     # -- columns -------------------------------------------------------------------------------
-    missing_cols = [c for c in sample_cols if c not in sub.columns]
-    extra_cols = [c for c in sub.columns if c not in sample_cols]
-    dup_cols = sorted({c for c in sub.columns if list(sub.columns).count(c) > 1})
+    sub_set, sample_set = set(sub.columns), set(sample_cols)
+    missing_cols = [c for c in sample_cols if c not in sub_set]
+    extra_cols = [c for c in sub.columns if c not in sample_set]
+    counts = collections.Counter(sub.columns)
+    dup_cols = sorted(c for c, n in counts.items() if n > 1)
     if missing_cols or extra_cols or dup_cols:
         parts = []
         if missing_cols:
@@ -110,7 +218,7 @@ def _validate(sub_path: Path, sample_path: Path, id_column: str,
             parts.append(f"unexpected column(s) {_few(extra_cols)}")
         if dup_cols:
             parts.append(f"duplicated column(s) {_few(dup_cols)}")
-        return False, f"wrong columns: {'; '.join(parts)} (expected: {', '.join(sample_cols)})"
+        return False, f"wrong columns: {'; '.join(parts)} (expected: {excerpt(', '.join(sample_cols))})"
     if len(sub) == 0:
         return False, f"submission has a header but no rows (expected {len(sample)} rows)"
 

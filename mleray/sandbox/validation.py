@@ -30,10 +30,12 @@ import socket
 import socketserver
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
 from mleray.sandbox.base import SandboxSpec
+from mleray.trial.agent_files import MAX_BYTES, excerpt, too_large
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,12 @@ SHIM_NAME = "validate_shim.py"
 VALIDATE_SCRIPT = "/home/validate_submission.sh"
 SHIM_PORT = 5000
 WRAP_MARK = "mleray-agent"  # $0 of the wrapping shell; marks a wrapped command
-MAX_UPLOAD = 2 * 1024**3  # bytes; bigger posts are refused with a reason
+MAX_UPLOAD = MAX_BYTES  # bytes (max_submission_mb's default); bigger uploads are refused with a reason
+MULTIPART_SLACK = 64 * 1024  # what multipart framing may add to a submission's size
+REQUEST_TIMEOUT = 30.0  # seconds a request may take to arrive, headers and body
+MAX_VALIDATIONS = 2  # validations at once per trial; more are answered 429
+MAX_CONNECTIONS = 16  # open connections at once per trial; more are answered 429 unread
+_CHUNK = 1 << 20
 
 ValidateFn = Callable[[Path], Tuple[bool, str]]
 
@@ -96,51 +103,152 @@ def answer(valid: bool, reason: str) -> dict:
     """The JSON body: MLE-bench's `result` message plus `valid`; never a score."""
     if valid:
         return {"result": VALID_MESSAGE, "valid": True}
-    reason = (reason or "unknown reason").strip()
+    reason = excerpt((reason or "unknown reason").strip(), 600)
     message = reason if reason.startswith("Submission invalid") else INVALID_PREFIX + reason
     return {"result": message, "valid": False}
 
 
 # --------------------------------------------------------------------------------------------
-# multipart/form-data: the one file field curl -F sends
+# multipart/form-data: the one file field curl -F sends, found in the body file without loading it
 
 
-def _extract_file(body: bytes, content_type: str) -> bytes:
-    """The content of the first file part (field `file` preferred) of a multipart body; the whole body
-    when the request is not multipart (a raw CSV post)."""
-    if "multipart/form-data" not in content_type:
-        return body
-    boundary = None
+def _boundary(content_type: str) -> Optional[bytes]:
     for item in content_type.split(";"):
         key, _, value = item.strip().partition("=")
         if key.lower() == "boundary":
-            boundary = value.strip().strip('"')
+            return value.strip().strip('"').encode("latin-1", "replace") or None
+    return None
+
+
+def _offsets(f, needle: bytes, chunk: int = _CHUNK) -> List[int]:
+    """Every offset of `needle` in the open file, in one streamed pass (memory: one chunk)."""
+    found: List[int] = []
+    f.seek(0)
+    pos, tail = 0, b""
+    while True:
+        buf = f.read(chunk)
+        if not buf:
+            return found
+        data, base = tail + buf, pos - len(tail)
+        at = data.find(needle)
+        while at >= 0:
+            if not found or base + at > found[-1]:
+                found.append(base + at)
+            at = data.find(needle, at + 1)
+        tail = data[-(len(needle) - 1):] if len(needle) > 1 else b""
+        pos += len(buf)
+
+
+def _extract_file(body_path: Path, content_type: str, out_path: Path) -> int:
+    """Writes the content of the first file part (field `file` preferred) of the multipart body in
+    `body_path` to `out_path` (the whole body when the request is not multipart: a raw CSV post);
+    returns its size. Streams: memory stays a chunk whatever the upload's size."""
+    if "multipart/form-data" not in content_type:
+        os.replace(body_path, out_path)
+        return out_path.stat().st_size
+    boundary = _boundary(content_type)
     if not boundary:
         raise ValueError("multipart request without a boundary")
-    delim = b"--" + boundary.encode()
-    parts = body.split(delim)
-    found = None
-    for part in parts[1:]:
-        if part.startswith(b"--"):
-            break
-        head, sep, content = part.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        disposition = head.decode("latin-1").lower()
-        if 'name="file"' in disposition:
-            return content
-        if found is None and "filename=" in disposition:
-            found = content
-    if found is None:
-        raise ValueError("no file in the request (post it as form field 'file': curl -F file=@submission.csv)")
-    return found
+    delim = b"--" + boundary
+    with open(body_path, "rb") as f:
+        marks = _offsets(f, delim)
+        chosen: Optional[Tuple[int, int]] = None
+        for here, after in zip(marks, marks[1:] + [None]):
+            f.seek(here + len(delim))
+            head = f.read(16 * 1024)
+            if head.startswith(b"--"):
+                break
+            head_end = head.find(b"\r\n\r\n")
+            if head_end < 0:
+                continue
+            start = here + len(delim) + head_end + 4
+            stop = after if after is not None else os.fstat(f.fileno()).st_size
+            f.seek(max(start, stop - 2))
+            if f.read(2) == b"\r\n" and stop - 2 >= start:
+                stop -= 2
+            disposition = head[:head_end].decode("latin-1").lower()
+            if 'name="file"' in disposition:
+                chosen = (start, stop)
+                break
+            if chosen is None and "filename=" in disposition:
+                chosen = (start, stop)
+        if chosen is None:
+            raise ValueError("no file in the request (post it as form field 'file': curl -F file=@submission.csv)")
+        start, stop = chosen
+        f.seek(start)
+        left = stop - start
+        with open(out_path, "wb") as out:
+            while left > 0:
+                buf = f.read(min(left, _CHUNK))
+                if not buf:
+                    break
+                out.write(buf)
+                left -= len(buf)
+    return stop - start
+
+
+def _json_response(status: int, payload: dict) -> bytes:
+    body = json.dumps(payload).encode()
+    reason = http.server.BaseHTTPRequestHandler.responses.get(status, ("",))[0]
+    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode() + body
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """One request. The whole read (headers and body) must end within the server's request timeout (a
+    watchdog cuts a trickling client off with 408); a body over the cap is refused unread (413); a
+    third request while two are validated is answered 429 at once."""
+
     server_version = "mleray-validate/1"
     protocol_version = "HTTP/1.1"
+    server: "_UnixHTTPServer"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.request_timeout)
+        self._lock = threading.Lock()
+        self._reading, self._cut = True, False
+        self._watchdog = threading.Timer(self.server.request_timeout, self._cut_off)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _cut_off(self) -> None:
+        """The read took longer than the request timeout: answer 408 and shut the connection."""
+        with self._lock:
+            if not self._reading:
+                return
+            self._reading, self._cut = False, True
+        self.server.timeouts += 1
+        try:
+            self.connection.settimeout(1.0)
+            self.connection.sendall(_json_response(408, {
+                "error": f"request not received within {self.server.request_timeout:g} s; send it at once"}))
+        except OSError:
+            pass
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _read_done(self) -> bool:
+        """Stops the watchdog; False when it already cut the request off."""
+        with self._lock:
+            if self._cut:
+                return False
+            self._reading = False
+        self._watchdog.cancel()
+        return True
+
+    def finish(self) -> None:
+        self._watchdog.cancel()
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def handle_expect_100(self) -> bool:
+        """Defers the 100 Continue until the request is accepted, so a refused upload is never sent."""
+        return True
 
     def address_string(self) -> str:  # unix sockets have no peer address
         return "sandbox"
@@ -149,48 +257,112 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         log.debug("validation: " + fmt, *args)
 
     def _send(self, status: int, payload: dict) -> None:
+        if not self._read_done():  # the watchdog answered 408 and shut the connection
+            return
         body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass
         self.close_connection = True
+
+    def _discard(self, length: int) -> None:
+        """Reads and drops what the client still sends (at most `length` bytes, for at most 2 s), so it
+        reads the refusal instead of a reset connection."""
+        deadline = time.monotonic() + 2.0
+        try:
+            self.connection.settimeout(0.5)
+            while length > 0 and time.monotonic() < deadline:
+                buf = self.rfile.read1(min(length, _CHUNK))
+                if not buf:
+                    return
+                length -= len(buf)
+        except OSError:
+            pass
+
+    def _refuse(self, status: int, payload: dict, length: int) -> None:
+        self._send(status, payload)
+        if self.headers.get("Expect", "").lower() != "100-continue":
+            self._discard(length)
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/health":
             self._send(200, {"status": "running"})
         else:
-            self._send(404, {"error": f"unknown path {self.path} (POST a file to /validate)"})
+            self._send(404, {"error": f"unknown path {excerpt(self.path, 100)} (POST a file to /validate)"})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        server = self.server
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._send(400, {"error": "bad Content-Length"})
+            return
         if self.path.rstrip("/") != "/validate":
-            self.rfile.read(min(length, 1 << 20))  # a small body is read, so the client gets the 404, not EPIPE
-            self._send(404, {"error": f"unknown path {self.path} (POST a file to /validate)"})
+            self._refuse(404, {"error": f"unknown path {excerpt(self.path, 100)} (POST a file to /validate)"},
+                         min(length, 1 << 20))
             return
         if length <= 0:
             self._send(400, {"error": "empty request (POST a file: curl -X POST -F file=@submission.csv http://localhost:5000/validate)"})
             return
-        if length > MAX_UPLOAD:
-            self._send(413, {"error": f"submission too large ({length} bytes > {MAX_UPLOAD})"})
+        if length > server.max_bytes + MULTIPART_SLACK:
+            self._refuse(413, answer(False, too_large("the upload", length, server.max_bytes) or "too large"), length)
             return
-        body = self.rfile.read(length)
+        if not server.slots.acquire(blocking=False):
+            server.busy += 1
+            self._refuse(429, {"error": f"too many validations at once ({server.max_validations} running); "
+                                        "wait for one to finish and retry"}, length)
+            return
         try:
-            content = _extract_file(body, self.headers.get("Content-Type", ""))
-        except ValueError as err:
-            self._send(400, {"error": str(err)})
-            return
-        server: "_UnixHTTPServer" = self.server  # type: ignore[assignment]
-        with tempfile.TemporaryDirectory(prefix="mleray-validate-") as tmp:
+            self._validate(length)
+        finally:
+            server.slots.release()
+
+    def _validate(self, length: int) -> None:
+        server = self.server
+        if self.headers.get("Expect", "").lower() == "100-continue":
+            self.send_response_only(100)
+            self.end_headers()
+        with tempfile.TemporaryDirectory(prefix="mleray-validate-") as tmp:  # mode 0700, host-only
+            body = Path(tmp) / "body"
+            try:
+                with open(os.open(body, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+                    left = length
+                    while left > 0:
+                        buf = self.rfile.read1(min(left, _CHUNK))
+                        if not buf:
+                            break
+                        out.write(buf)
+                        left -= len(buf)
+            except OSError:  # timed out (a trickle), or the client went away
+                left = -1
+            if not self._read_done():
+                return
+            if left != 0:
+                self._send(400, {"error": f"the request body ended early ({length} bytes announced)"})
+                return
             path = Path(tmp) / "submission.csv"
-            path.write_bytes(content)
+            try:
+                size = _extract_file(body, self.headers.get("Content-Type", ""), path)
+            except ValueError as err:
+                self._send(400, {"error": str(err)})
+                return
+            os.chmod(path, 0o600)
+            body.unlink(missing_ok=True)
+            too_big = too_large("the submission", size, server.max_bytes)
+            if too_big:
+                self._send(413, answer(False, too_big))
+                return
             try:
                 valid, reason = server.validate_fn(path)
             except Exception as err:  # the validator itself failed: MLE-bench answers 500 too
                 log.exception("validation function failed")
-                self._send(500, {"error": "An unexpected error occurred.", "details": str(err)})
+                self._send(500, {"error": "An unexpected error occurred.", "details": excerpt(str(err))})
                 return
         server.count += 1
         self._send(200, answer(bool(valid), str(reason or "")))
@@ -199,11 +371,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = False
+    block_on_close = False
+    request_queue_size = 128  # a burst of connects waits in the backlog (turned away with 429), not EAGAIN
 
-    def __init__(self, address: str, validate_fn: ValidateFn):
+    def __init__(self, address: str, validate_fn: ValidateFn, max_bytes: int, request_timeout: float,
+                 max_validations: int, max_connections: int):
         self.validate_fn = validate_fn
-        self.count = 0
+        self.max_bytes, self.request_timeout = max_bytes, request_timeout
+        self.max_validations, self.max_connections = max_validations, max_connections
+        self.slots = threading.BoundedSemaphore(max_validations)
+        self.connections = threading.BoundedSemaphore(max_connections)
+        self.count = self.busy = self.timeouts = 0
         super().__init__(address, _Handler)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
 
 
 class ValidationServer:
@@ -211,11 +396,21 @@ class ValidationServer:
 
     The socket file is made connectable by any uid (the agent runs as 1000) and removed on exit.
     Paths longer than a unix socket allows (~107 bytes) are handled by binding through /proc/self/fd.
+
+    Bounded whatever the agent sends: an upload over `max_bytes` (the sweep's max_submission_mb) is
+    refused unread (413); a request must arrive within `request_timeout` seconds (408); at most
+    `max_validations` run at once and at most `max_connections` are open (more: 429 at once, with a
+    JSON reason). Uploads are streamed to a private temp file (0700 folder, 0600 file), which is what
+    `validate_fn` reads.
     """
 
-    def __init__(self, validate_fn: ValidateFn, socket_path: Path | str):
+    def __init__(self, validate_fn: ValidateFn, socket_path: Path | str, max_bytes: int = MAX_UPLOAD,
+                 request_timeout: float = REQUEST_TIMEOUT, max_validations: int = MAX_VALIDATIONS,
+                 max_connections: int = MAX_CONNECTIONS):
         self.validate_fn = validate_fn
         self.socket_path = Path(socket_path)
+        self.max_bytes, self.request_timeout = int(max_bytes), float(request_timeout)
+        self.max_validations, self.max_connections = int(max_validations), int(max(max_connections, max_validations))
         self._server: Optional[_UnixHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -223,6 +418,12 @@ class ValidationServer:
     def requests(self) -> int:
         """How many submissions were validated so far."""
         return self._server.count if self._server else 0
+
+    @property
+    def refused(self) -> dict:
+        """How many requests were answered 429 (busy) and 408 (too slow) so far."""
+        server = self._server
+        return {"busy": server.busy, "timed_out": server.timeouts} if server else {"busy": 0, "timed_out": 0}
 
     def start(self) -> "ValidationServer":
         folder = self.socket_path.parent
@@ -236,7 +437,8 @@ class ValidationServer:
             dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
             address = f"/proc/self/fd/{dir_fd}/{self.socket_path.name}"
         try:
-            self._server = _UnixHTTPServer(address, self.validate_fn)
+            self._server = _UnixHTTPServer(address, self.validate_fn, self.max_bytes, self.request_timeout,
+                                           self.max_validations, self.max_connections)
         finally:
             if dir_fd is not None:
                 os.close(dir_fd)
@@ -251,7 +453,8 @@ class ValidationServer:
 
     def _serve(self) -> None:
         """Accepts until stop() shuts the listening socket (which wakes accept() at once, unlike
-        serve_forever's polling); each request is handled in a thread of its own."""
+        serve_forever's polling); each request is handled in a thread of its own, at most
+        `max_connections` at once (one more is answered 429 here, unread, and closed)."""
         server = self._server
         if server is None:  # stop() ran before this thread did
             return
@@ -260,9 +463,14 @@ class ValidationServer:
                 conn, _ = server.socket.accept()
             except OSError:
                 return
+            if not server.connections.acquire(blocking=False):
+                server.busy += 1
+                _turn_away(conn, self.max_connections)
+                continue
             try:
                 server.process_request(conn, "sandbox")
             except Exception:  # a thread could not start: drop this connection, keep serving
+                server.connections.release()
                 server.shutdown_request(conn)
 
     def stop(self) -> None:
@@ -288,3 +496,22 @@ class ValidationServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+
+def _turn_away(conn: socket.socket, limit: int) -> None:
+    """429 to a connection over the cap, without a thread: what already arrived is dropped unread
+    (non-blocking), the answer written (it fits the socket buffer), the connection closed."""
+    try:
+        conn.setblocking(False)
+        try:
+            for _ in range(4):
+                if not conn.recv(_CHUNK):
+                    break
+        except OSError:
+            pass
+        conn.settimeout(0.2)
+        conn.sendall(_json_response(429, {"error": f"too many connections at once ({limit} open); retry shortly"}))
+        conn.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    finally:
+        conn.close()

@@ -7,18 +7,22 @@ Standard library only (any python3 >= 3.6), so it runs in any agent image.
       PATH (default $MLERAY_VALIDATE_SOCKET), where mleray's ValidationServer answers. Works with
       network none: only the loopback device and a bind-mounted socket are used. Returns once
       the port is bound (the relay goes on in a forked background process), so the agent
-      started right after it can validate at once.
+      started right after it can validate at once. The relay holds one 64 KB chunk per direction
+      per connection, never a whole request; the server outside bounds size, time and concurrency.
 
   python3 validate_shim.py post FILE [URL]
-      POSTs FILE as multipart form field `file` (what `curl -F file=@FILE` does) and prints the
-      answer: validate_submission.sh's fallback when curl is absent.
+      POSTs FILE as multipart form field `file` (what `curl -F file=@FILE` does), streamed from
+      disk, and prints the answer: validate_submission.sh's fallback when curl is absent.
 """
 
 import os
 import socket
 import sys
 import threading
+import time
 import uuid
+
+MAX_HEAD = 64 * 1024  # the most request-header bytes the shim reads when it answers itself
 
 
 def _pipe(src, dst):
@@ -39,13 +43,15 @@ def _pipe(src, dst):
 
 
 def _drain_request(client):
-    """Reads the request (headers and body) so the client is not cut off mid-send."""
+    """Reads the request (headers and body, dropped as they come: at most 64 KB of headers, for at most
+    10 s) so the client is not cut off mid-send."""
     client.settimeout(10)
+    deadline = time.time() + 10
     data = b""
     try:
         while b"\r\n\r\n" not in data:
             chunk = client.recv(65536)
-            if not chunk:
+            if not chunk or len(data) > MAX_HEAD or time.time() > deadline:
                 return
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
@@ -57,7 +63,7 @@ def _drain_request(client):
             if name.strip().lower() == b"expect" and value.strip().lower() == b"100-continue":
                 client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         left = length - len(body)
-        while left > 0:
+        while left > 0 and time.time() < deadline:
             chunk = client.recv(min(left, 65536))
             if not chunk:
                 return
@@ -113,31 +119,55 @@ def serve(socket_path, port=5000, daemonize=True, pidfile=None):
         try:
             client, _ = listener.accept()
         except OSError:
+            time.sleep(0.05)
             continue
-        threading.Thread(target=_relay, args=(client, socket_path), daemon=True).start()
+        try:
+            threading.Thread(target=_relay, args=(client, socket_path), daemon=True).start()
+        except RuntimeError:  # no thread to be had (the agent's own pids limit): drop this one, keep serving
+            client.close()
 
 
 def post(path, url="http://localhost:5000/validate"):
-    from urllib.error import HTTPError, URLError
-    from urllib.request import Request, urlopen
+    """POSTs the file as multipart field `file`, streamed from disk in 64 KB chunks."""
+    from http.client import HTTPConnection
+    from urllib.parse import urlsplit
 
     boundary = uuid.uuid4().hex
-    with open(path, "rb") as f:
-        content = f.read()
     name = os.path.basename(path).replace('"', "")
-    body = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
-             "Content-Type: application/octet-stream\r\n\r\n" % (boundary, name)).encode()
-            + content + ("\r\n--%s--\r\n" % boundary).encode())
-    request = Request(url, data=body, method="POST",
-                      headers={"Content-Type": "multipart/form-data; boundary=" + boundary})
+    head = (("--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+             "Content-Type: application/octet-stream\r\n\r\n" % (boundary, name)).encode())
+    tail = ("\r\n--%s--\r\n" % boundary).encode()
     try:
-        with urlopen(request, timeout=600) as response:
-            answer = response.read()
-    except HTTPError as err:
-        answer = err.read()
-    except URLError as err:
-        sys.stdout.write("could not reach %s: %s\n" % (url, err.reason))
+        size = os.path.getsize(path)
+        f = open(path, "rb")
+    except OSError as err:
+        sys.stdout.write("cannot read %s: %s\n" % (path, err.strerror))
         return 1
+
+    def chunks():
+        yield head
+        while True:
+            data = f.read(65536)
+            if not data:
+                break
+            yield data
+        yield tail
+
+    parts = urlsplit(url)
+    try:
+        conn = HTTPConnection(parts.hostname or "localhost", parts.port or 80, timeout=600)
+        conn.request("POST", parts.path or "/validate", body=chunks(),
+                     headers={"Content-Type": "multipart/form-data; boundary=" + boundary,
+                              "Content-Length": str(len(head) + size + len(tail))})
+        answer = conn.getresponse().read(1 << 20)
+    except (OSError, ValueError) as err:
+        try:  # the server may answer (413, 429) and close before the upload ends
+            answer = conn.getresponse().read(1 << 20)
+        except Exception:
+            sys.stdout.write("could not reach %s: %s\n" % (url, err))
+            return 1
+    finally:
+        f.close()
     sys.stdout.write(answer.decode("utf-8", "replace"))
     sys.stdout.flush()
     return 0
