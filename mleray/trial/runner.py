@@ -234,7 +234,15 @@ class DiskWatch:
 
     @property
     def reason(self) -> str:
-        return f"stopped: wrote more than {self.limit_gb:g} GiB"
+        """The record's reason: stopped by this watch, or found over the bound when the agent ended."""
+        done = "stopped: wrote" if self.exceeded else "wrote (found when the agent ended)"
+        return f"{done} more than {self.limit_gb:g} GiB"
+
+    @property
+    def enforces(self) -> str:
+        """What this watch enforced, for the record's isolation map."""
+        return (f"{self.limit_gb:g} GiB over submission, code, logs and the sandbox's /tmp where visible, "
+                f"polled every {self.every:g} s by the runner")
 
     def __enter__(self) -> "DiskWatch":
         self._thread.start()
@@ -286,6 +294,7 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
         pump.join(timeout=30)
     if watch.exceeded or watch.measure() > watch.limit:  # also a trial that wrote too much and exited between polls
         exit_info = dataclasses.replace(exit_info, disk_exceeded=True, reason=watch.reason)
+    isolation = {**isolation, "disk": "; ".join(filter(None, [watch.enforces, isolation.get("disk")]))}
     agent_s = time.monotonic() - t1
 
     t2 = time.monotonic()

@@ -72,6 +72,15 @@ def test_writing_past_disk_gb_stops_the_trial(tmp_path, monkeypatch, bwrap_path,
         assert 0.01 * 1024**3 < written < 1024**3  # over the bound, but stopped long before the 4 GiB
 
 
+def test_writing_past_disk_gb_and_exiting_between_polls_is_recorded(tmp_path, monkeypatch, bwrap_path):
+    """20 MiB written and the agent gone before the watch's first poll: still recorded as over the bound."""
+    quick = "open('/home/submission/big.bin', 'wb').write(b'x' * (20 * 1024 * 1024)); print('done', flush=True)\n"
+    _agent(tmp_path, monkeypatch, "quick", {"agent.py": quick}, "[python3, /home/agent/agent.py]")
+    record, folder = _run(tmp_path, "quick", "tiers.cpu.time_limit=60", "tiers.cpu.disk_gb=0.01")
+    assert record.agent_s < 2 and record.exit_code == 0
+    assert record.disk_exceeded and "wrote (found when the agent ended) more than 0.01 GiB" in record.reason
+
+
 def test_agent_log_is_capped_keeping_its_end(tmp_path, monkeypatch, bwrap_path):
     _agent(tmp_path, monkeypatch, "printer", {"print.sh": PRINTER}, "[/bin/sh, /home/agent/print.sh]")
     t0 = time.monotonic()
@@ -90,4 +99,5 @@ def test_agent_log_is_capped_keeping_its_end(tmp_path, monkeypatch, bwrap_path):
     assert cut and int(cut.group(1)) == 300000 - 65536
     assert max(len(line) for line in data.split(b"\n")) < 65536 + 100
     assert not record.disk_exceeded and record.exit_code == 0
+    assert "polled every" in record.isolation["disk"]
     assert elapsed < 120, elapsed
