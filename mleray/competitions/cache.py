@@ -65,7 +65,8 @@ def _answers_root(entry: Path) -> Path:
     """`<cache>/.answers`, made (mode 0700) if missing; the cache root is the entry's grandparent."""
     root = entry.parent.parent / ANSWERS
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(root, 0o700)  # whatever the umask or an earlier mkdir left
+    if root.stat().st_mode & 0o777 != 0o700:
+        os.chmod(root, 0o700)  # whatever the umask or an earlier mkdir left
     return root
 
 
@@ -94,9 +95,15 @@ def _key(answers_root: Path) -> bytes:
 
 def private_dir(entry: Path) -> Path:
     """Where the answers of cache entry `entry` live: `<cache>/.answers/<HMAC(key, "<id>/<entry>")>`."""
-    root = _answers_root(entry)
+    root = entry.parent.parent / ANSWERS
+    try:
+        key = _key(_answers_root(entry))
+    except OSError as err:
+        raise CompetitionError(f"cannot open the prepared answers in {root}: {err.strerror} (they are readable "
+                               f"only by the user who prepared them: run as that user, or set MLERAY_CACHE_DIR "
+                               f"to a cache of your own)") from None
     name = f"{entry.parent.name}/{entry.name}".encode()
-    return root / hmac.new(_key(root), name, hashlib.sha256).hexdigest()[:32]
+    return root / hmac.new(key, name, hashlib.sha256).hexdigest()[:32]
 
 
 def _seal(folder: Path) -> None:

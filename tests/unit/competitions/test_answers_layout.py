@@ -172,3 +172,27 @@ def test_lost_answers_are_rebuilt(world):
     shutil.rmtree(first.private_dir)
     second = competitions.prepare(comp, root)
     assert second == first and second.answers_path.read_text() == f"id,y\n3,{TOKEN}\n"
+
+
+def test_another_user_gets_a_one_line_error_not_a_traceback(world):
+    """A user who is not the cache's owner (here uid 1000) asking for a root-prepared competition is
+    told, in one line, that the answers are root-only, instead of a PermissionError traceback."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv: the test runs the caller as uid 1000")
+    comp, root = world
+    competitions.prepare(comp, root)
+    script = textwrap.dedent("""\
+        import sys
+        import mleray.competitions as competitions
+        try:
+            competitions.prepare(competitions.get("toy"), sys.argv[1])
+        except competitions.CompetitionError as err:
+            print(err)
+        """)
+    result = subprocess.run([shutil.which("setpriv") or "setpriv", "--reuid", "1000", "--regid", "1000",
+                             "--clear-groups", sys.executable, "-c", script, str(root)],
+                            capture_output=True, text=True, timeout=60, cwd="/", env=dict(os.environ))
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and "cannot open the prepared answers" in lines[0] and "Permission denied" in lines[0]
+    assert TOKEN not in result.stdout
