@@ -135,6 +135,8 @@ class Scheduler:
             record = failed_record(job.spec, job.attempt, f"{reason}; no retries left")
         except RayTaskError as err:
             record = failed_record(job.spec, job.attempt, f"trial raised: {one_line(err, last=True)}")
+        except ray.exceptions.RayError as err:  # its result lost, its runtime env failed: Ray's, not the agent's
+            record = failed_record(job.spec, job.attempt, f"ray: {type(err).__name__}: {one_line(err, last=True)}")
         finally:
             ray.kill(item.actor, no_restart=True)
         if not item.started and record.get("node_id"):

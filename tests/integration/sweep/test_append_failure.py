@@ -132,14 +132,15 @@ def test_permission_denied_is_one_message_naming_the_file(bwrap_path):
 
 @ray.remote(max_restarts=0, max_concurrency=2)
 class FlakyActor(TrialHost):
-    """Stands in for a trial: on attempt 0 `crash` dies (a lost node) and `raise` raises (an error inside
-    mleray); `timeout` and `invalid` are graded, final outcomes. Every attempt leaves a mark."""
+    """Stands in for a trial: `crash` dies on attempt 0 (a lost node; `crash2` on attempts 0 and 1), `raise`
+    raises on attempt 0 (an error inside mleray); `timeout` and `invalid` are graded, final outcomes.
+    Every attempt leaves a mark."""
 
     def work(self, job):
         spec = job.spec
         with open(Path(job.location) / "attempts.log", "a") as log:
             log.write(f"{spec.competition} {job.attempt}\n")
-        if job.attempt == 0 and spec.competition == "crash":
+        if spec.competition.startswith("crash") and job.attempt < int(spec.competition[5:] or 1):
             os._exit(1)
         if job.attempt == 0 and spec.competition == "raise":
             raise OSError(28, "No space left on device")
@@ -158,25 +159,27 @@ def local_ray():
 def test_infrastructure_failures_run_again_on_resume_and_graded_trials_stay_final(local_ray, tmp_path, capsys):
     cfg = load_sweep(overrides=["agents=[dummy]", "seeds=1", "tiers.cpu.cpus=0.5", "tiers.cpu.memory_gb=0.1",
                                 "retries=0"])
-    trials = expand(cfg, ["crash", "raise", "timeout", "invalid"])
+    trials = expand(cfg, ["crash", "raise", "timeout", "invalid", "crash2"])
     by_comp = {t.competition: t.trial_id for t in trials}
     Scheduler(cfg, SweepStore(tmp_path), "bwrap", [], actor_cls=FlakyActor).run(trials)
     first = {r["competition_id"]: r for r in SweepStore(tmp_path).records}
-    for comp in ("crash", "raise"):
+    for comp in ("crash", "raise", "crash2"):
         assert (first[comp]["status"], first[comp]["infra_failure"], first[comp]["attempt"]) == (Status.FAILED, True, 0)
     assert "No space left on device" in first["raise"]["reason"]
     assert first["timeout"]["timed_out"] and not first["invalid"]["valid_submission"]
 
     resumed = SweepStore(tmp_path)
     assert resumed.done == {by_comp["timeout"], by_comp["invalid"]}
+    cfg.retries = 1  # this run's own retries: crash2's attempt 1 dies too, and is retried as attempt 2
     assert Scheduler(cfg, resumed, "bwrap", [], actor_cls=FlakyActor).run(trials)
     attempts = (tmp_path / "attempts.log").read_text().split("\n")
-    assert sorted(attempts[4:-1]) == ["crash 1", "raise 1"]  # only the infrastructure failures ran again
+    # only the infrastructure failures ran again
+    assert sorted(attempts[5:-1]) == ["crash 1", "crash2 1", "crash2 2", "raise 1"]
 
     capsys.readouterr()
     final = {r["competition_id"]: r for r in SweepStore(tmp_path).records}
     assert {c: (r["attempt"], r["status"]) for c, r in final.items()} == {
         "crash": (1, Status.GRADED), "raise": (1, Status.GRADED), "timeout": (0, Status.GRADED),
-        "invalid": (0, Status.GRADED)}
+        "invalid": (0, Status.GRADED), "crash2": (2, Status.GRADED)}
     assert "warning" not in capsys.readouterr().err  # the superseded failures are history, not duplicates
-    assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 6
+    assert len((tmp_path / "trials.jsonl").read_text().splitlines()) == 8
