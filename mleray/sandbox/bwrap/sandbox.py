@@ -166,7 +166,12 @@ class BwrapSandbox(Sandbox):
                      "--perms", "0755", "--dir", "/etc"]
             for path in _HOST_ETC:
                 args += ["--ro-bind-try", path, path]
+            made = set()
             for python_root in _python_roots():
+                for parent in reversed(Path(python_root).parents[:-1]):  # bwrap makes them 0700 root
+                    if str(parent) not in made:
+                        args += ["--perms", "0755", "--dir", str(parent)]
+                        made.add(str(parent))
                 args += ["--ro-bind", python_root, python_root]
         args += ["--ro-bind", str(_ETC / "hosts"), "/etc/hosts"]
         if s.network:  # slirp's DNS forwarder in its own namespace, the host's resolvers when shared
@@ -265,6 +270,11 @@ class BwrapSandbox(Sandbox):
         s = self.spec
         egress_problem = self._egress_problem()
         slirp = s.network and egress_problem is None
+        if slirp:
+            try:
+                network.install_firewall()
+            except network.NetworkError as err:
+                raise SandboxError(f"trial {s.trial_id}: egress without the host firewall refused: {err}") from err
         info_r, info_w = os.pipe()
         child_fds = [info_w]
         extra = ["--info-fd", str(info_w)]
@@ -275,7 +285,6 @@ class BwrapSandbox(Sandbox):
             extra += ["--seccomp", str(filter_fd)]
         block_w = -1
         if slirp:
-            network.install_firewall()
             block_r, block_w = os.pipe()
             child_fds.append(block_r)
             extra += ["--block-fd", str(block_r)]
@@ -284,6 +293,9 @@ class BwrapSandbox(Sandbox):
                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          preexec_fn=self._preexec(), start_new_session=True)
         except OSError as err:
+            for fd in (info_r, block_w):
+                if fd >= 0:
+                    os.close(fd)
             raise SandboxError(f"cannot start bwrap: {err}") from err
         finally:
             for fd in child_fds:
@@ -294,18 +306,15 @@ class BwrapSandbox(Sandbox):
             raise SandboxError(f"bwrap did not start the sandbox: {self._early_output()}") from err
         finally:
             os.close(info_r)
-        try:
-            if slirp:
+        if slirp:
+            try:
                 self._slirp_log = tempfile.TemporaryFile(prefix="mleray-slirp-")
                 self._slirp = network.Slirp(self.child_pid, self.proc, self._slirp_log)
-        except network.NetworkError as err:
-            raise SandboxError(f"trial {s.trial_id}: {err}") from err
-        finally:
-            if block_w >= 0:
-                try:
-                    os.write(block_w, b"1")
-                finally:
-                    os.close(block_w)
+                os.write(block_w, b"1")  # the namespace is connected: the agent may start
+            except (network.NetworkError, OSError) as err:
+                raise SandboxError(f"trial {s.trial_id}: {err}") from err
+            finally:
+                os.close(block_w)
         root = launch.is_root()
         self._isolation.update({
             "env": f"declared only ({len(self._env())} variables)",
@@ -393,7 +402,8 @@ class BwrapSandbox(Sandbox):
 
     def _exit_info(self, code: int) -> ExitInfo:
         """How the run ended: bwrap passes on the agent's exit status (128 + N for signal N)."""
-        events = self.cgroup.events() if self.cgroup else {}
+        group = self.cgroup  # kill() from another thread may remove it meanwhile
+        events = group.events() if group is not None else dict(self.usage)
         self.usage = events
         killed_for_memory = events.get("oom_kill", 0) > 0
         if code < 0 and not self._killed:

