@@ -1,9 +1,9 @@
 """One trial, start to finish, on whichever node its Ray actor landed on.
 
 stage data -> start the sandbox -> stream its log into agent.log (capped: CappedLog) -> snapshot the
-submission on cadence -> wait with the time limit, stopping the sandbox if its writable folders pass
-the tier's disk_gb (DiskWatch) -> grade every snapshot and the final submission outside the sandbox ->
-write result.json -> return the TrialResult.
+submission on cadence -> wait with the time limit, stopping the sandbox if its writable folders and
+its own tmpfs pass the tier's disk_gb (DiskWatch) -> grade every snapshot and the final submission
+outside the sandbox -> write result.json -> return the TrialResult.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import stat
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import psutil
 
@@ -171,32 +172,67 @@ def tree_bytes(folder: Path, stop_at: Optional[int] = None) -> int:
     return total
 
 
-def sandbox_tmp(sandbox) -> List[Path]:
-    """The sandbox's own /tmp seen from the host, for a backend that runs it as a child process
-    (bwrap's tmpfs): `/proc/<pid>/root/tmp` of the first descendant in another mount namespace."""
+def _sandbox_pid(sandbox) -> Optional[int]:
+    """For a backend that runs the sandbox as a child process (bwrap): the first descendant in another
+    mount namespace, whose /proc/<pid>/root and mountinfo show the sandbox's own filesystems."""
     pid = getattr(getattr(sandbox, "proc", None), "pid", None)
     if not isinstance(pid, int):
-        return []
+        return None
     try:
         mine = os.stat("/proc/self/ns/mnt").st_ino
         for child in psutil.Process(pid).children(recursive=True):
             try:
                 if os.stat(f"/proc/{child.pid}/ns/mnt").st_ino != mine:
-                    return [Path(f"/proc/{child.pid}/root/tmp")]
+                    return child.pid
             except OSError:
                 continue
     except (OSError, psutil.Error):
         pass
-    return []
+    return None
+
+
+def _tmpfs_mounts(mountinfo: str) -> Dict[str, str]:
+    """{device "major:minor": mount point} of the tmpfs mounts in a /proc/<pid>/mountinfo text."""
+    out: Dict[str, str] = {}
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) >= 5 and right.split()[:1] == ["tmpfs"]:
+            out.setdefault(fields[2], re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
+    return out
+
+
+def sandbox_tmpfs_bytes(sandbox) -> int:
+    """Bytes the sandbox holds in tmpfs instances of its own (bwrap's root, /tmp, /dev and /dev/shm: RAM
+    the agent can fill), from statvfs through /proc/<pid>/root; a tmpfs the host has too (a bind
+    mount of a host folder) is not counted, the walk of the trial's folders covers those. 0 when the
+    backend runs no child process (Docker) or the sandbox is gone."""
+    pid = _sandbox_pid(sandbox)
+    if pid is None:
+        return 0
+    try:
+        with open(f"/proc/{pid}/mountinfo") as theirs, open("/proc/self/mountinfo") as ours:
+            own = {dev: point for dev, point in _tmpfs_mounts(theirs.read()).items()
+                   if dev not in _tmpfs_mounts(ours.read())}
+    except OSError:
+        return 0
+    total = 0
+    for point in own.values():
+        try:
+            st = os.statvfs(f"/proc/{pid}/root{point}")
+        except OSError:
+            continue
+        total += (st.f_blocks - st.f_bfree) * st.f_frsize
+    return total
 
 
 class DiskWatch:
     """Bounds what a trial writes: a thread that measures the trial's writable folders (and the
-    sandbox's /tmp where `extra` finds one) every `every` seconds and, over `limit_gb` GiB, kills the
+    bytes `extra` reports, the sandbox's own tmpfs) every `every` seconds and, over `limit_gb` GiB, kills the
     sandbox and sets `exceeded`. Cheap: a walk with lstat only, stopped once past the bound."""
 
     def __init__(self, sandbox, folders: Sequence[Path], limit_gb: float, every: float = DISK_POLL_S,
-                 extra: Callable[[], List[Path]] = lambda: []):
+                 extra: Callable[[], int] = lambda: 0):
         self.sandbox, self.folders, self.every, self.extra = sandbox, [Path(f) for f in folders], every, extra
         self.limit = int(limit_gb * 1024**3)
         self.limit_gb = limit_gb
@@ -206,11 +242,11 @@ class DiskWatch:
         self._thread = threading.Thread(target=self._loop, name="disk-watch", daemon=True)
 
     def measure(self) -> int:
-        total = 0
-        for folder in [*self.folders, *self.extra()]:
-            total += tree_bytes(folder, stop_at=self.limit - total)
+        total = self.extra()
+        for folder in self.folders:
             if total > self.limit:
                 break
+            total += tree_bytes(folder, stop_at=self.limit - total)
         self.peak = max(self.peak, total)
         return total
 
@@ -241,7 +277,7 @@ class DiskWatch:
     @property
     def enforces(self) -> str:
         """What this watch enforced, for the record's isolation map."""
-        return (f"{self.limit_gb:g} GiB over submission, code, logs and the sandbox's /tmp where visible, "
+        return (f"{self.limit_gb:g} GiB over submission, code, logs and the sandbox's own tmpfs where visible, "
                 f"polled every {self.every:g} s by the runner")
 
     def __enter__(self) -> "DiskWatch":
@@ -287,7 +323,7 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
     with make_sandbox(job.sandbox_kind, sb_spec, prepared, grace_period=job.grace_period) as sandbox:
         pump = _stream(sandbox, paths.agent_log, on_line)
         watch = DiskWatch(sandbox, [paths.submission, paths.code, paths.logs], sb_spec.disk_gb,
-                          extra=lambda: sandbox_tmp(sandbox))
+                          extra=lambda: sandbox_tmpfs_bytes(sandbox))
         with Snapshotter(paths.submission / "submission.csv", paths.snapshots, job.snapshot_interval, t1), watch:
             exit_info = _wait(sandbox, spec.resources.time_limit, watch)
         isolation = sandbox.isolation()

@@ -1,6 +1,6 @@
 """Disk and log bounds of a real bwrap trial through the runner: writing past the tier's disk_gb (into
-/home/submission, or into the sandbox's own /tmp) stops the trial within a few seconds and is recorded
-as such; an agent printing 200 MB leaves an agent.log under its cap that keeps the start, the end and a
+/home/submission, or into the sandbox's own tmpfs: /tmp, /dev/shm) stops the trial within a few seconds
+and is recorded as such; an agent printing 200 MB leaves an agent.log under its cap that keeps the start, the end and a
 marker naming what was dropped, with over-long lines cut."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _run(tmp_path, agent: str, *overrides: str):
     return record, tmp_path / "sweep" / "trials" / spec.trial_id
 
 
-@pytest.mark.parametrize("where", ["/home/submission/big.bin", "/tmp/big.bin"])
+@pytest.mark.parametrize("where", ["/home/submission/big.bin", "/tmp/big.bin", "/dev/shm/big.bin"])
 def test_writing_past_disk_gb_stops_the_trial(tmp_path, monkeypatch, bwrap_path, where):
     _agent(tmp_path, monkeypatch, "filler", {"agent.py": FILLER}, f"[python3, /home/agent/agent.py, {where}]")
     t0 = time.monotonic()
