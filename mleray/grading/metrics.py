@@ -159,6 +159,19 @@ def _label_key(col: pd.Series) -> pd.Series:
     return _id_key(col) if pd.api.types.is_numeric_dtype(col) else col.astype(str).str.strip()
 
 
+def _label_codes(truth: List[pd.Series], pred: List[pd.Series]):
+    """Labels as 2-D arrays for the metric: integer codes of one joint, sorted factorisation (the same
+    equalities and the same label order as the text, so the same score), which spares an object array
+    of Python strings per cell; the text itself where a label is missing (NaN never equals NaN)."""
+    n = len(truth[0]) if truth else 0
+    keys = pd.concat([*truth, *pred], ignore_index=True)
+    if keys.isna().any():
+        return np.column_stack(truth), np.column_stack(pred)
+    codes, _ = pd.factorize(keys, sort=True)
+    k = len(truth)
+    return codes[: n * k].reshape(k, n).T, codes[n * k:].reshape(k, n).T
+
+
 def align(submission: pd.DataFrame, answers: pd.DataFrame, id_column: str,
           target_columns: Sequence[str]) -> pd.DataFrame:
     """The submission's target columns, reordered to the answers' row order.
@@ -175,11 +188,15 @@ def align(submission: pd.DataFrame, answers: pd.DataFrame, id_column: str,
     if sub_ids.duplicated().any():
         dup = sub_ids[sub_ids.duplicated()].iloc[0]
         raise InvalidSubmission(f"submission repeats id {dup!r} in column '{id_column}'")
-    sub = submission.assign(_key=sub_ids.values).set_index("_key")
-    unknown = sub.index.difference(pd.Index(ans_ids))
-    if len(unknown):
+    # positions, not a re-indexed copy of the table: memory stays near the submission's own
+    sub_index = pd.Index(sub_ids)
+    pos = sub_index.get_indexer(ans_ids)
+    hit = np.zeros(len(sub_index), dtype=bool)
+    hit[pos[pos >= 0]] = True
+    if not hit.all() or (pos < 0).any():
+        unknown = sub_index.difference(pd.Index(ans_ids))
         raise InvalidSubmission(f"submission has {len(unknown)} id(s) not in the test set, e.g. {unknown[0]!r}")
-    aligned = sub.loc[ans_ids.values, list(target_columns)].reset_index(drop=True)
+    aligned = submission[list(target_columns)].take(pos).reset_index(drop=True)
     if aligned.isna().any().any():
         col = aligned.columns[aligned.isna().any()][0]
         raise InvalidSubmission(f"submission has empty values in column '{col}'")
@@ -199,8 +216,8 @@ def score(metric: str, submission: pd.DataFrame, answers: pd.DataFrame, id_colum
     pred = align(submission, answers, id_column, targets)
     truth = answers[targets].reset_index(drop=True)
     if metric in LABEL_METRICS:
-        y_true = np.column_stack([_label_key(truth[c]) for c in targets])
-        y_pred = np.column_stack([_label_key(pred[c]) for c in targets])
+        y_true, y_pred = _label_codes([_label_key(truth[c]) for c in targets],
+                                      [_label_key(pred[c]) for c in targets])
     else:
         try:
             y_pred = pred.apply(pd.to_numeric, errors="raise").to_numpy(float)

@@ -140,9 +140,9 @@ def precheck(submission_path: Path, sample_path: Optional[Path] = None) -> Optio
     return None
 
 
-def _read(path: Path, id_column: Optional[str]) -> pd.DataFrame:
-    dtype = {id_column: str} if id_column else None
-    return pd.read_csv(path, dtype=dtype, float_precision="round_trip", keep_default_na=True)
+def _read(path: Path, id_column: Optional[str], usecols: Optional[List[str]] = None) -> pd.DataFrame:
+    dtype = {id_column: str} if id_column and (usecols is None or id_column in usecols) else None
+    return pd.read_csv(path, dtype=dtype, float_precision="round_trip", keep_default_na=True, usecols=usecols)
 
 
 def _ids(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -151,6 +151,21 @@ def _ids(frame: pd.DataFrame, column: str) -> pd.Series:
     if pd.api.types.is_float_dtype(col) and col.notna().all() and np.isfinite(col).all() and (col == col.round()).all():
         col = col.astype("int64")
     return col.astype(str).str.strip()
+
+
+def _not_in(values: pd.Series, others: pd.Series) -> np.ndarray:
+    """Which `values` are not among `others`, as a mask, without turning every id into a Python string
+    (pandas 3 holds text in Arrow buffers; `tolist` or sets of all ids cost ~50 bytes an id, and pandas'
+    own `isin` on text is slow): Arrow's is_in, else a set."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        found = pc.is_in(pa.array(values, type=pa.string()), value_set=pa.array(others, type=pa.string()))
+        return ~np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+    except ImportError:
+        pool = set(others.tolist())
+        return np.fromiter((v not in pool for v in values.tolist()), dtype=bool, count=len(values))
 
 
 def validate_submission(submission_path: Path, sample_path: Path, id_column: str = "",
@@ -191,7 +206,10 @@ def _validate(sub_path: Path, sample_path: Path, id_column: str,
     if id_column not in sample_cols:
         return False, (f"cannot check the submission: id column {id_column!r} is not in the sample submission "
                        f"({excerpt(', '.join(sample_cols))})")
-    sample = _read(sample_path, id_column)
+    has_answer_ids = answers is not None and id_column in answers.columns
+    others = [c for c in sample_cols if c != id_column]
+    # the expected ids come from the answers when given: the sample's own ids are not held as well
+    sample = _read(sample_path, id_column, usecols=others if has_answer_ids and others else None)
 
     # -- parse ---------------------------------------------------------------------------------
     try:
@@ -223,7 +241,7 @@ def _validate(sub_path: Path, sample_path: Path, id_column: str,
         return False, f"submission has a header but no rows (expected {len(sample)} rows)"
 
     # -- ids -----------------------------------------------------------------------------------
-    if answers is not None and id_column in answers.columns:
+    if has_answer_ids:
         expected_ids = _ids(answers, id_column)
     else:
         expected_ids = _ids(sample, id_column)
@@ -234,12 +252,8 @@ def _validate(sub_path: Path, sample_path: Path, id_column: str,
     dups = sub_ids[sub_ids.duplicated(keep="first")].unique().tolist()
     if dups:
         return False, f"duplicate id(s) in {id_column!r}: {_few(dups)}"
-    expected_list, sub_list = expected_ids.tolist(), sub_ids.tolist()
-    expected_set, sub_set = set(expected_list), set(sub_list)
-    missing_ids = extra_ids = []
-    if expected_set != sub_set:
-        missing_ids = [i for i in expected_list if i not in sub_set]
-        extra_ids = [i for i in sub_list if i not in expected_set]
+    missing_ids = expected_ids[_not_in(expected_ids, sub_ids)].tolist()
+    extra_ids = sub_ids[_not_in(sub_ids, expected_ids)].tolist()
     if missing_ids or extra_ids:
         parts = []
         if missing_ids:

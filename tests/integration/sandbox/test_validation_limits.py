@@ -94,8 +94,8 @@ def test_an_upload_over_the_cap_is_refused_unread_naming_size_and_cap(tmp_path):
         # announced small, but multipart adds nothing that big: the file inside is over the cap
         status, body = request(sock, "POST", "/validate", *multipart(b"x" * 5000))
         assert status == 413 and "5000 bytes" in body["result"] and "max_submission_mb" in body["result"]
-        assert request(sock, "POST", "/validate", *multipart(b"id,y\n1,2\n")) == (200, {"result": "Submission is valid.",
-                                                                                    "valid": True})
+        valid = (200, {"result": "Submission is valid.", "valid": True})
+        assert request(sock, "POST", "/validate", *multipart(b"id,y\n1,2\n")) == valid
         assert server.requests == 1 and len(seen) == 1
 
 
