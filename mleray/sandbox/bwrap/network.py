@@ -18,32 +18,62 @@ namespace), read its ready byte, release bwrap.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import ipaddress
 import os
 import select
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
-from typing import IO, List, Optional
+from typing import IO, Iterator, List, Optional
 
 from mleray.sandbox.bwrap.cgroup import Layout
 from mleray.sandbox.bwrap.launch import launch_env
 
 NET_CGROUP = "mleray-net"
-BLOCKED_CIDRS = ("169.254.0.0/16",)
+# Private, shared-address and link-local ranges: the cluster's other nodes (Ray's ports, which run code as
+# root), the cloud's metadata service (169.254.169.254: credentials). Egress is for the public internet.
+BLOCKED_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
 RESOLV_CONF = Path(__file__).parent / "etc" / "resolv-slirp.conf"  # slirp4netns's DNS forwarder, 10.0.2.3
+HOST_RESOLV = Path("/etc/resolv.conf")
 SETUP_TIMEOUT = 10.0
+DESCRIPTION = "slirp4netns, host unreachable (and private, link-local ranges)"
 
 
 class NetworkError(RuntimeError):
     """The trial's network namespace could not be connected (the message says why)."""
 
 
-def _rules() -> List[List[str]]:
+def nameservers() -> List[str]:
+    """The host's IPv4 resolvers: slirp4netns forwards the sandbox's DNS (10.0.2.3) to them."""
+    found: List[str] = []
+    try:
+        lines = HOST_RESOLV.read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            try:
+                if isinstance(ipaddress.ip_address(parts[1]), ipaddress.IPv4Address):
+                    found.append(parts[1])
+            except ValueError:
+                continue
+    return found
+
+
+def rules() -> List[List[str]]:
+    """The OUTPUT rules for slirp4netns's cgroup, in the order they apply: DNS to the host's resolvers,
+    then nothing to the host's own addresses or the blocked ranges."""
     match = ["OUTPUT", "-m", "cgroup", "--path", NET_CGROUP]
-    rules = [[*match, "-m", "addrtype", "--dst-type", "LOCAL", "-j", "REJECT"]]
-    rules += [[*match, "-d", cidr, "-j", "REJECT"] for cidr in BLOCKED_CIDRS]
-    return rules
+    out = [[*match, "-d", ns, "-p", proto, "--dport", "53", "-j", "ACCEPT"]
+           for ns in nameservers() for proto in ("udp", "tcp")]
+    out.append([*match, "-m", "addrtype", "--dst-type", "LOCAL", "-j", "REJECT"])
+    out += [[*match, "-d", cidr, "-j", "REJECT"] for cidr in BLOCKED_CIDRS]
+    return out
 
 
 def problem() -> Optional[str]:
@@ -68,22 +98,49 @@ def _cgroup_dir() -> Path:
     return v2 / NET_CGROUP
 
 
+def _present(rule: List[str]) -> bool:
+    return subprocess.run(["iptables", "-w", "-C", *rule], capture_output=True).returncode == 0
+
+
+@contextlib.contextmanager
+def _firewall_lock() -> Iterator[None]:
+    """One process at a time edits the rules (two trials starting together)."""
+    with open(Path(tempfile.gettempdir()) / "mleray-net.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def install_firewall() -> None:
-    """Makes the `mleray-net` cgroup and inserts the rules once (idempotent). Raises NetworkError."""
+    """Makes the `mleray-net` cgroup and puts the rules at the top of OUTPUT in their order (a no-op
+    when they are all there). Raises NetworkError."""
     _cgroup_dir().mkdir(exist_ok=True)
-    for rule in _rules():
-        if subprocess.run(["iptables", "-w", "-C", *rule], capture_output=True).returncode == 0:
-            continue
-        done = subprocess.run(["iptables", "-w", "-I", *rule], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise NetworkError(f"iptables -I {' '.join(rule)}: {done.stderr.strip()[-200:]}")
+    wanted = rules()
+    if all(_present(rule) for rule in wanted):
+        return
+    with _firewall_lock():
+        if all(_present(rule) for rule in wanted):
+            return
+        _delete(wanted)
+        for rule in reversed(wanted):  # each -I goes first: insert the last rule first
+            done = subprocess.run(["iptables", "-w", "-I", rule[0], "1", *rule[1:]], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise NetworkError(f"iptables -I {' '.join(rule)}: {done.stderr.strip()[-200:]}")
+
+
+def _delete(wanted: List[List[str]]) -> None:
+    for rule in wanted:
+        while _present(rule):
+            if subprocess.run(["iptables", "-w", "-D", *rule], capture_output=True).returncode != 0:
+                break
 
 
 def remove_firewall() -> None:
     """Removes the rules and the cgroup (for tests and a node's teardown; never while trials run)."""
-    for rule in _rules():
-        while subprocess.run(["iptables", "-w", "-C", *rule], capture_output=True).returncode == 0:
-            subprocess.run(["iptables", "-w", "-D", *rule], capture_output=True)
+    with _firewall_lock():
+        _delete(rules())
     try:
         _cgroup_dir().rmdir()
     except (OSError, NetworkError):

@@ -115,7 +115,7 @@ class BwrapSandbox(Sandbox):
         if network_wanted:
             why = network.problem()
             out["network"] = (f"egress: not enforced: host network shared ({why})" if why
-                              else "egress: slirp4netns, host unreachable")
+                              else f"egress: {network.DESCRIPTION}")
         out["packages"] = f"agent runtime {_runtime_root()}" if _runtime_root() else NO_RUNTIME
         return out
 
@@ -174,8 +174,10 @@ class BwrapSandbox(Sandbox):
                         made.add(str(parent))
                 args += ["--ro-bind", python_root, python_root]
         args += ["--ro-bind", str(_ETC / "hosts"), "/etc/hosts"]
-        if s.network:  # slirp's DNS forwarder in its own namespace, the host's resolvers when shared
-            args += ["--ro-bind", str(network.RESOLV_CONF) if own_net else "/etc/resolv.conf", "/etc/resolv.conf"]
+        if s.network and own_net:  # slirp's DNS forwarder in its own namespace
+            args += ["--ro-bind", str(network.RESOLV_CONF), "/etc/resolv.conf"]
+        elif s.network:  # the host's network, shared: its resolvers
+            args += ["--ro-bind-try", str(network.HOST_RESOLV), "/etc/resolv.conf"]
         args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777"]
         if s.shm_gb > 0:
             args += ["--size", str(int(s.shm_gb * 1024**3))]
@@ -321,7 +323,7 @@ class BwrapSandbox(Sandbox):
             "user": launch.user_description(root),
             "session": "own session, dies with its parent",
             "seccomp": f"on: {seccomp.SUMMARY} refused" if why is None else f"not enforced: {why}",
-            "network": ("none" if not s.network else "slirp4netns, host unreachable" if slirp
+            "network": ("none" if not s.network else network.DESCRIPTION if slirp
                         else f"not enforced: host network shared ({egress_problem})"),
             "packages": f"agent runtime {self._rt()} (no host /usr, no host Python)" if self._rt() else NO_RUNTIME,
         })

@@ -489,16 +489,24 @@ def _host_ip() -> str:
 
 
 NET_PROBE = """
-    import json, socket, sys
+    import json, socket, struct, sys
     def tcp(host, port):
         try:
             socket.create_connection((host, port), timeout=2).close(); return "CONNECTED"
         except OSError as e:
             return type(e).__name__
+    def dns():
+        query = struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\\x07example\\x03com\\x00" + struct.pack(">HH", 1, 1)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.settimeout(3)
+        udp.sendto(query, ("10.0.2.3", 53))
+        try:
+            return "ANSWERED" if udp.recv(512)[:2] == query[:2] else "other"
+        except OSError as e:
+            return type(e).__name__
     lo, anyport, host_ip = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     print(json.dumps({"127.0.0.1:lo": tcp("127.0.0.1", lo), "10.0.2.2:lo": tcp("10.0.2.2", lo),
                       "host_ip:any": tcp(host_ip, anyport), "172.17.0.1:any": tcp("172.17.0.1", anyport),
-                      "tap": "10.0.2.100" in open("/proc/net/fib_trie").read()}))
+                      "tap": "10.0.2.100" in open("/proc/net/fib_trie").read(), "dns": dns()}))
 """
 
 
@@ -521,7 +529,14 @@ def test_egress_trial_cannot_reach_host_services(tmp_path, egress):
     got = last_json(lines)
     assert got["tap"] is True  # slirp4netns did configure the trial's own interface
     assert "CONNECTED" not in [got[k] for k in ("127.0.0.1:lo", "10.0.2.2:lo", "host_ip:any", "172.17.0.1:any")], got
-    assert box.isolation()["network"] == "slirp4netns, host unreachable"
+    assert box.isolation()["network"] == network.DESCRIPTION
+    if network.nameservers():  # DNS still goes through slirp's forwarder to the host's resolvers
+        assert got["dns"] == "ANSWERED", got
+    import subprocess
+
+    listed = [rule for rule in network.rules() if "REJECT" in rule]  # other nodes, the metadata service
+    assert len(listed) == 1 + len(network.BLOCKED_CIDRS)
+    assert all(subprocess.run(["iptables", "-w", "-C", *rule]).returncode == 0 for rule in listed)
 
 
 SAME_PORT = """
