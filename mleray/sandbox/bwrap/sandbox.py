@@ -340,7 +340,8 @@ class BwrapSandbox(Sandbox):
     # -- running ---------------------------------------------------------------------------------
 
     def isolation(self) -> Dict[str, str]:
-        return dict(self._isolation)
+        order = ("env", "user", "session", "seccomp", "pids", "memory", "cpu", "network", "packages")
+        return dict(sorted(self._isolation.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
 
     def logs(self) -> Iterator[str]:
         if self.proc is None:

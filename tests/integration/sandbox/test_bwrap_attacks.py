@@ -348,6 +348,22 @@ def test_fractional_cpus_get_a_quota(tmp_path, root):
     assert box.usage["cpu_throttled"] > 0, box.usage  # the kernel held the tree back at its quota
 
 
+def test_concurrent_trials_get_different_cores(tmp_path, root):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU here: two trials cannot get cores of their own")
+    if cgroup.Layout().where("cpuset") is None:
+        pytest.skip("the kernel offers no cgroup cpuset controller here")
+    boxes = [BwrapSandbox(spec_for(tmp_path, "import time; time.sleep(2)", name=f"c{i}", cpus=1.0)) for i in range(2)]
+    try:
+        for box in boxes:
+            box.start()
+        cores = [box.isolation()["cpu"] for box in boxes]
+    finally:
+        for box in boxes:
+            box.kill()
+    assert all(c.startswith("cpuset ") for c in cores) and cores[0] != cores[1], cores
+
+
 # -- SIGTERM, grace -------------------------------------------------------------------------------
 
 TRAPS = """
