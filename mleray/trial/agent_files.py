@@ -37,15 +37,14 @@ def max_bytes(max_submission_mb: float) -> int:
 
 
 def _size(n: int) -> str:
-    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n} bytes"
+    return f"{n / 2**20:.1f} MB ({n} bytes)" if n >= 2**20 else f"{n} bytes"
 
 
 def too_large(name: str, size: int, limit: int) -> Optional[str]:
     """The reason a file of `size` bytes is refused under a `limit`-byte cap, or None."""
     if size <= limit:
         return None
-    return (f"{name} is {_size(size)} ({size} bytes), over the submission size limit of {_size(limit)} "
-            f"({limit} bytes; max_submission_mb)")
+    return f"{name} is {_size(size)}, over the submission size limit (max_submission_mb) of {_size(limit)}"
 
 
 def refusal(path: Path, max_bytes: int = MAX_BYTES, follow_links: bool = False) -> Optional[str]:
@@ -111,8 +110,8 @@ def copy_fd(fd: int, out: Any, max_bytes: int, name: str, hasher: Any = None) ->
             return total
         total += len(chunk)
         if total > max_bytes:
-            raise AgentFileError(f"{name} grew over the submission size limit of {_size(max_bytes)} "
-                                 f"({max_bytes} bytes; max_submission_mb) while it was read")
+            raise AgentFileError(f"{name} grew over the submission size limit (max_submission_mb) of "
+                                 f"{_size(max_bytes)} while it was read")
         out.write(chunk)
         if hasher is not None:
             hasher.update(chunk)

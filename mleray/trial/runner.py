@@ -320,11 +320,13 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
     sb_spec = sandbox_spec(spec, agent, prepared, paths, attempt, list(gpu_ids), description)
     sb_spec.sweep_id, sb_spec.time_limit = job.sweep_id, spec.resources.time_limit  # reap; the inside limit
     t1 = time.monotonic()
-    with make_sandbox(job.sandbox_kind, sb_spec, prepared, grace_period=job.grace_period) as sandbox:
+    with make_sandbox(job.sandbox_kind, sb_spec, prepared, grace_period=job.grace_period,
+                      max_submission_mb=job.max_submission_mb) as sandbox:
         pump = _stream(sandbox, paths.agent_log, on_line)
         watch = DiskWatch(sandbox, [paths.submission, paths.code, paths.logs], sb_spec.disk_gb,
                           extra=lambda: sandbox_tmpfs_bytes(sandbox))
-        with Snapshotter(paths.submission / "submission.csv", paths.snapshots, job.snapshot_interval, t1), watch:
+        with Snapshotter(paths.submission / "submission.csv", paths.snapshots, job.snapshot_interval, t1,
+                         job.max_submission_mb), watch:
             exit_info = _wait(sandbox, spec.resources.time_limit, watch)
         isolation = sandbox.isolation()
         pump.join(timeout=30)
@@ -335,9 +337,10 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
 
     t2 = time.monotonic()
     final = paths.submission / "submission.csv"
-    grade = grade_submission(prepared, final, follow_links=False)  # the agent wrote it: never follow a link
+    cap = job.max_submission_mb
+    grade = grade_submission(prepared, final, follow_links=False, max_submission_mb=cap)  # the agent's: no link
     snapshots = [{"elapsed_s": snap.elapsed_s, "path": str(snap.path.relative_to(paths.root)),
-                  **_snapshot_fields(grade_submission(prepared, snap.path, follow_links=False))}
+                  **_snapshot_fields(grade_submission(prepared, snap.path, follow_links=False, max_submission_mb=cap))}
                  for snap in Snapshotter.list(paths.snapshots)]
     grading_s = time.monotonic() - t2
 

@@ -325,3 +325,36 @@ def test_curl_through_the_shim_large_upload_and_refusal(tmp_path):
             assert json.loads(body)["valid"] is True and seen == [big.stat().st_size]
         else:
             assert "over the submission size limit" in json.loads(body)["result"] and len(seen) == 1
+
+
+CAPPED_AGENT = """
+import shutil, subprocess
+shutil.copy("/home/data/sample_submission.csv", "/home/submission/submission.csv")
+out = subprocess.run(["sh", "/home/validate_submission.sh", "/home/submission/submission.csv"],
+                     capture_output=True, text=True)
+print("validate:", out.stdout.strip(), flush=True)
+"""
+
+
+def test_a_trial_applies_its_sweeps_max_submission_mb(tmp_path, monkeypatch, cache_dir, bwrap_path):
+    """A real bwrap trial under a 1 KB max_submission_mb: the agent's /validate of its 3 KB submission
+    is refused by size, and the record's reason names the size and the cap (the runner passes the
+    sweep's setting to the validation server, the snapshots and the grader)."""
+    from mleray.config import load_sweep
+    from mleray.sweep.trials import TrialJob, expand
+    from mleray.trial.runner import run_trial
+
+    agents = tmp_path / "agents"
+    (agents / "capped").mkdir(parents=True)
+    (agents / "capped" / "agent.py").write_text(textwrap.dedent(CAPPED_AGENT))
+    (agents / "capped.yaml").write_text("code: capped\ncommand: [python3, /home/agent/agent.py]\n")
+    monkeypatch.setenv("MLERAY_AGENTS_DIR", str(agents))
+    cfg = load_sweep(overrides=["agents=[capped]", "competitions=[titanic]", "seeds=1", "snapshot_interval=0.2",
+                                "tiers.cpu.time_limit=30", f"max_submission_mb={1024 / 2**20}"])
+    spec = expand(cfg, ["titanic"])[0]
+    record = run_trial(TrialJob.of(cfg, spec, tmp_path / "sweep", "bwrap"))
+    log = (tmp_path / "sweep" / "trials" / spec.trial_id / "agent.log").read_text()
+    assert "over the submission size limit" in log and "1024 bytes" in log, log[-2000:]
+    assert not record.valid_submission and record.score is None and record.submission_exists
+    assert "over the submission size limit" in record.reason and "1024 bytes" in record.reason
+    assert record.snapshots == []  # over the cap: never copied out
