@@ -426,6 +426,20 @@ def test_sigterm_ignoring_tree_is_killed_after_the_grace(tmp_path, bwrap_path):
     assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
 
 
+def test_bwrap_killed_from_outside_is_not_the_agents_exit(tmp_path, bwrap_path):
+    import signal
+
+    box = BwrapSandbox(spec_for(tmp_path, "import time; print('up', flush=True); time.sleep(60)"), grace_period=1)
+    box.start()
+    try:
+        assert next(iter(box.logs())) == "up"
+        os.kill(box.proc.pid, signal.SIGKILL)
+        exit_info = box.wait(10)
+    finally:
+        box.kill()
+    assert exit_info.killed_externally and not exit_info.timed_out and "from outside" in exit_info.reason
+
+
 def test_cgroup_is_removed_after_wait_and_after_kill(tmp_path, cgroup_limits):
     _, _, box = run(spec_for(tmp_path, "print('hi')", name="a"))
     assert box.cgroup is None
