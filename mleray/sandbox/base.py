@@ -95,6 +95,12 @@ class Sandbox(abc.ABC):
         when it can. Never raises."""
 
     @classmethod
+    def limits_report(cls, network_wanted: bool = True) -> Optional[str]:
+        """One line for the sweep's start saying what this backend enforces on this machine and what it
+        does not ("not enforced: <why>"), or None when it enforces everything it claims. Never raises."""
+        return None
+
+    @classmethod
     def reap(cls, sweep_id: str) -> int:
         """Removes what sandboxes of the sweep `sweep_id` (`TrialJob.sweep_id`: name plus storage location,
         never the name alone) left behind (a crashed driver or node); another sweep's are left alone.

@@ -140,6 +140,9 @@ def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
     caller holds it)."""
     ids, kind, why = preflight(cfg)
     print(f"mleray: sandbox {kind} ({why})", flush=True)
+    limits = backend(kind).limits_report(network_wanted=any(load_agent(a).egress for a in cfg.agents))
+    if limits:
+        print(f"mleray: {limits}", flush=True)
     storage = open_storage(cfg, sweep_dir)
     with SweepLock(storage, cfg.name) if lock else contextlib.nullcontext():
         return _run(cfg, storage, ids, kind, callbacks, actor_cls, allow_config_change)
@@ -163,7 +166,11 @@ def _run(cfg: SweepConfig, storage: SweepStorage, ids: List[str], kind: str,
     backend(kind).reap(this_sweep)  # containers a killed driver left behind
     callbacks = default_callbacks() if callbacks is None else list(callbacks)
     scheduler = Scheduler(cfg, store, kind, callbacks, **({"actor_cls": actor_cls} if actor_cls else {}))
-    completed = scheduler.run(trials)
+    try:
+        completed = scheduler.run(trials)
+    except StorageError:  # a failed append stops the sweep: leave no container of it behind
+        backend(kind).reap(this_sweep)
+        raise
     store.compact()  # on an object store: one whole trials.jsonl
     if not completed:
         backend(kind).reap(this_sweep)

@@ -290,7 +290,8 @@ class DiskWatch:
 
 
 def _reason(exit_info: ExitInfo, grade: dict) -> str:
-    ended_badly = exit_info.timed_out or exit_info.oom_killed or exit_info.exit_code or exit_info.disk_exceeded
+    ended_badly = (exit_info.timed_out or exit_info.oom_killed or exit_info.exit_code or exit_info.disk_exceeded
+                   or exit_info.killed_externally or exit_info.child_oom_killed)
     parts = [exit_info.reason] if ended_badly else []
     if grade.get("reason"):
         parts.append(grade["reason"])

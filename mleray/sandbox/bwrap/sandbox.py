@@ -42,6 +42,7 @@ from mleray.sandbox.bwrap import cgroup, launch, network, seccomp
 
 UID = launch.AGENT_UID
 _PYTHON_NAMES = {"python", "python3", "python3.11"}
+MAX_LINE_BYTES = 64 * 1024  # the longest line of agent output held in memory; the rest of a longer one is dropped
 _ETC = Path(__file__).parent / "etc"
 _HOST_ETC = ("/etc/alternatives", "/etc/ssl", "/etc/ld.so.cache", "/etc/localtime")
 NO_RUNTIME = "not enforced: host /usr and Python visible (no agent runtime; run `mleray images build`)"
@@ -348,7 +349,14 @@ class BwrapSandbox(Sandbox):
             raise NotStarted("logs() before start()")
         stdout = self.proc.stdout
         assert stdout is not None  # started with stdout=PIPE
-        for raw in iter(stdout.readline, b""):
+        for raw in iter(lambda: stdout.readline(MAX_LINE_BYTES + 1), b""):
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):  # never hold an over-long line whole
+                dropped = len(raw) - MAX_LINE_BYTES
+                while (more := stdout.readline(MAX_LINE_BYTES)):
+                    dropped += len(more)
+                    if more.endswith(b"\n"):
+                        break
+                raw = raw[:MAX_LINE_BYTES] + f" [mleray: {dropped} more bytes of this line dropped]".encode()
             yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
     def agent_pids(self) -> List[int]:
