@@ -127,6 +127,8 @@ def _score_local(prepared, path: Path) -> Tuple[Optional[float], str]:
     return _round(raw), ""
 
 
+HOST_SIDE = ("cannot grade:", "grading failed:")  # reasons about the host (answers, packages, a bug)
+
 MLEBENCH_MISSING = ("the official mlebench package is not importable: install the official mlebench package "
                     "from its public repository (openai/mle-bench, with Git LFS) into this Python")
 
@@ -266,7 +268,9 @@ def validate_only(prepared, submission_path: Path) -> Tuple[bool, str]:
 
     As MLE-bench's `validate_submission`, validity means "the grader would score it". The reason is
     "Submission is valid." when valid. `submission_path` is the server's own private file; the
-    reason is bounded as a record's is.
+    reason is bounded as a record's is, and a host-side failure (answers unreadable, the official
+    package missing, a grading bug) is named as such without its paths or message, which the agent
+    reading the answer must not see.
     """
     path = Path(submission_path)
     if not path.is_file():
@@ -275,6 +279,10 @@ def validate_only(prepared, submission_path: Path) -> Tuple[bool, str]:
         return False, "Submission file must be a CSV file."
     score, reason = _score_file(prepared, path)
     if score is None:
+        if reason.startswith(HOST_SIDE):  # the host's problem: its paths and errors stay on the host
+            log.warning("validation for %s: %s", prepared.competition.id, reason)
+            return False, ("the validation server cannot grade this competition (a problem on the host, "
+                           "not in the submission; it is in the host's log)")
         return False, bounded(reason or "the submission could not be scored")
     return True, VALID_MESSAGE
 
