@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from mleray.sandbox.base import SandboxSpec
 from mleray.trial.agent_files import MAX_BYTES, excerpt, too_large
@@ -50,6 +50,7 @@ MULTIPART_SLACK = 64 * 1024  # what multipart framing may add to a submission's 
 REQUEST_TIMEOUT = 30.0  # seconds a request may take to arrive, headers and body
 MAX_VALIDATIONS = 2  # validations at once per trial; more are answered 429
 MAX_CONNECTIONS = 16  # open connections at once per trial; more are answered 429 unread
+MAX_PARTS = 16  # multipart parts looked at for the file
 _CHUNK = 1 << 20
 
 ValidateFn = Callable[[Path], Tuple[bool, str]]
@@ -120,20 +121,22 @@ def _boundary(content_type: str) -> Optional[bytes]:
     return None
 
 
-def _offsets(f, needle: bytes, chunk: int = _CHUNK) -> List[int]:
-    """Every offset of `needle` in the open file, in one streamed pass (memory: one chunk)."""
-    found: List[int] = []
-    f.seek(0)
-    pos, tail = 0, b""
+def _offsets(f, needle: bytes, start: int = 0, chunk: int = _CHUNK) -> Iterator[int]:
+    """The offsets of `needle` in the open file from `start` on, lazily, in one streamed pass (memory:
+    one chunk, however many times a hostile body repeats the boundary)."""
+    f.seek(start)
+    pos, tail, last = start, b"", -1
     while True:
         buf = f.read(chunk)
         if not buf:
-            return found
+            return
         data, base = tail + buf, pos - len(tail)
         at = data.find(needle)
         while at >= 0:
-            if not found or base + at > found[-1]:
-                found.append(base + at)
+            if base + at > last:
+                last = base + at
+                yield last
+                f.seek(pos + len(buf))  # the caller may have read elsewhere in between
             at = data.find(needle, at + 1)
         tail = data[-(len(needle) - 1):] if len(needle) > 1 else b""
         pos += len(buf)
@@ -142,7 +145,8 @@ def _offsets(f, needle: bytes, chunk: int = _CHUNK) -> List[int]:
 def _extract_file(body_path: Path, content_type: str, out_path: Path) -> int:
     """Writes the content of the first file part (field `file` preferred) of the multipart body in
     `body_path` to `out_path` (the whole body when the request is not multipart: a raw CSV post);
-    returns its size. Streams: memory stays a chunk whatever the upload's size."""
+    returns its size. Streams, and looks at most MAX_PARTS parts: memory stays a chunk whatever
+    the upload holds."""
     if "multipart/form-data" not in content_type:
         os.replace(body_path, out_path)
         return out_path.stat().st_size
@@ -151,27 +155,32 @@ def _extract_file(body_path: Path, content_type: str, out_path: Path) -> int:
         raise ValueError("multipart request without a boundary")
     delim = b"--" + boundary
     with open(body_path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
         marks = _offsets(f, delim)
         chosen: Optional[Tuple[int, int]] = None
-        for here, after in zip(marks, marks[1:] + [None]):
+        here = next(marks, None)
+        for _ in range(MAX_PARTS):
+            if here is None:
+                break
             f.seek(here + len(delim))
             head = f.read(16 * 1024)
             if head.startswith(b"--"):
                 break
+            after = next(marks, None)
             head_end = head.find(b"\r\n\r\n")
-            if head_end < 0:
-                continue
-            start = here + len(delim) + head_end + 4
-            stop = after if after is not None else os.fstat(f.fileno()).st_size
-            f.seek(max(start, stop - 2))
-            if f.read(2) == b"\r\n" and stop - 2 >= start:
-                stop -= 2
-            disposition = head[:head_end].decode("latin-1").lower()
-            if 'name="file"' in disposition:
-                chosen = (start, stop)
-                break
-            if chosen is None and "filename=" in disposition:
-                chosen = (start, stop)
+            if head_end >= 0:
+                start = here + len(delim) + head_end + 4
+                stop = after if after is not None else size
+                f.seek(max(start, stop - 2))
+                if f.read(2) == b"\r\n" and stop - 2 >= start:
+                    stop -= 2
+                disposition = head[:head_end].decode("latin-1").lower()
+                if 'name="file"' in disposition:
+                    chosen = (start, stop)
+                    break
+                if chosen is None and "filename=" in disposition:
+                    chosen = (start, stop)
+            here = after
         if chosen is None:
             raise ValueError("no file in the request (post it as form field 'file': curl -F file=@submission.csv)")
         start, stop = chosen

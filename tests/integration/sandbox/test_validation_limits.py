@@ -178,6 +178,25 @@ def test_uploads_are_validated_from_a_private_file(tmp_path):
 
 # Peak memory is VmHWM (this process's own high-water mark, reset through clear_refs): getrusage's
 # ru_maxrss in a child starts at its parent's peak (fork then exec keeps it), so it would hide growth.
+def test_multipart_is_parsed_from_disk_whatever_it_repeats(tmp_path):
+    """The file part after another field is found; a body repeating the boundary a million times is
+    answered at once (at most 16 parts are looked at) with memory a chunk."""
+    sock = socket_path_for(tmp_path / "trial")
+    seen = []
+    with ValidationServer(lambda p: seen.append(p.read_bytes()) or (True, ""), sock) as server:
+        boundary = "b"
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"s.csv\"\r\n\r\n"
+                f"id,y\n1,2\n\r\n--{boundary}--\r\n").encode()
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        assert request(sock, "POST", "/validate", body, headers)[0] == 200 and seen == [b"id,y\n1,2\n"]
+        flood = b"--b\r\n" * 1_000_000  # 5 MB of part starts without headers, then nothing
+        t0 = time.monotonic()
+        status, answer = request(sock, "POST", "/validate", flood, headers)
+        assert status == 400 and "no file" in answer["error"] and time.monotonic() - t0 < 5.0
+        assert server.requests == 1
+
+
 SERVER = """
 import json, sys, threading, time
 from pathlib import Path
