@@ -144,11 +144,12 @@ class Outcome:
         keys = [json.loads(line[8:]).get("key") for line in self.log.splitlines() if line.startswith("HOSTILE {")]
         return json.dumps({k: self.found(k) for k in dict.fromkeys(keys) if k not in ("proc", "env")})
 
-    def need(self, key: str) -> None:
-        """Skips, naming what this machine does not enforce, when the record's isolation says so."""
+    def need(self, key: str, measured: str = "") -> None:
+        """Skips, naming what this machine does not enforce (and what the attack then did), when the
+        record's isolation says so."""
         held = self.record.isolation.get(key, "")
         if held.startswith("not enforced"):
-            pytest.skip(f"{self.backend}: {key} {held}")
+            pytest.skip(f"{self.backend}: {key} {held}" + (f"; measured: {measured}" if measured else ""))
 
 
 @dataclass(frozen=True)
@@ -568,20 +569,20 @@ target = sys.argv[1]
 chunk = os.urandom(2**20)
 report("filling", target)
 with open(target, "wb") as f:
-    for i in range(300):  # 300 MiB at most, 1 MiB every 10 ms
+    for i in range(600):  # 600 MiB at most, 1 MiB every 10 ms: 12 x the tier's disk_gb by 0.6 s
         f.write(chunk); f.flush(); time.sleep(0.01)
-report("wrote_all", True)
-time.sleep(60)
+report("wrote_all", True)  # not stopped: it ends by itself, the record says whether the bound was noticed
 '''
 
 
 def _disk_held(out: Outcome) -> None:
     rec = out.record
     if out.found("filling") == "/tmp/fill" and out.backend == "docker":
-        out.need("layer_disk")
+        out.need("layer_disk", f"the agent wrote_all={out.found('wrote_all')} (600 MiB in /tmp), the record "
+                               f"says disk_exceeded={rec.disk_exceeded}")
     assert rec.disk_exceeded and "GiB" in rec.reason, (rec.disk_exceeded, rec.reason)
-    assert out.found("wrote_all") is None and not rec.timed_out, rec.reason  # stopped, well before the limit
-    assert rec.agent_s < 12, rec.agent_s
+    assert out.found("wrote_all") is None and not rec.timed_out, rec.reason  # stopped before it wrote it all
+    assert rec.agent_s < 6, rec.agent_s
     graded_honestly(out)
 
 
