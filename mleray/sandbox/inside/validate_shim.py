@@ -25,13 +25,29 @@ import uuid
 MAX_HEAD = 64 * 1024  # the most request-header bytes the shim reads when it answers itself
 
 
-def _pipe(src, dst):
+def _pipe(src, dst, drain=0):
+    """Copies src to dst a chunk at a time. With `drain` (seconds): once dst refuses more (the server
+    answered early, 413 or 429, and closed), what src still sends is read and dropped for that long,
+    so the client finishes its upload and reads the answer instead of a reset connection."""
     try:
         while True:
             data = src.recv(65536)
             if not data:
                 break
-            dst.sendall(data)
+            try:
+                dst.sendall(data)
+            except OSError:
+                if not drain:
+                    raise
+                deadline = time.time() + drain
+                while True:
+                    left = deadline - time.time()
+                    if left <= 0:
+                        break
+                    src.settimeout(left)
+                    if not src.recv(65536):
+                        break
+                break
     except OSError:
         pass
     finally:
@@ -93,7 +109,7 @@ def _relay(client, socket_path):
         return
     back = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
     back.start()
-    _pipe(client, upstream)
+    _pipe(client, upstream, drain=30)
     back.join()
     client.close()
     upstream.close()

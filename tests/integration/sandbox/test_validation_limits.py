@@ -377,3 +377,61 @@ def test_a_trial_applies_its_sweeps_max_submission_mb(tmp_path, monkeypatch, cac
     assert not record.valid_submission and record.score is None and record.submission_exists
     assert "over the submission size limit" in record.reason and "1024 bytes" in record.reason
     assert record.snapshots == []  # over the cap: never copied out
+
+
+HOSTILE_AGENT = """
+import http.client, json, os, threading
+sub = "/home/submission/submission.csv"
+with open(sub, "w") as f:  # one 64 MB line: no header, no newline
+    block = "x" * (1 << 20)
+    for _ in range(64):
+        f.write(block)
+answers = []
+def flood():
+    for _ in range(10):
+        stage = "connect"
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", 5000, timeout=60)
+            stage = "send"
+            conn.request("POST", "/validate", body=open(sub, "rb"), headers={
+                "Content-Type": "text/csv", "Content-Length": str(os.path.getsize(sub))})
+            stage = "recv"
+            answers.append(conn.getresponse().status)
+        except OSError as err:
+            answers.append(stage + ":" + type(err).__name__)
+threads = [threading.Thread(target=flood) for _ in range(10)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print("answers:", json.dumps({str(a): answers.count(a) for a in set(answers)}), flush=True)
+"""
+
+
+def test_a_hostile_agents_trial_keeps_a_small_record(tmp_path, monkeypatch, cache_dir, bwrap_path):
+    """A real bwrap trial whose agent writes a 64 MB single-line submission and posts it to /validate 100
+    times from 10 threads: the validations are answered (invalid, or 429 while two run), the trial's
+    record stays under 4 KB with a short reason, and grading takes well under a second. (With a 1 GB
+    tier about a third of the uploads are reset mid-send: the agent's own cgroup runs out of socket
+    memory. The host side answers the same either way.)"""
+    from mleray.config import load_sweep
+    from mleray.sweep.trials import TrialJob, expand
+    from mleray.trial.runner import run_trial
+
+    agents = tmp_path / "agents"
+    (agents / "hostile").mkdir(parents=True)
+    (agents / "hostile" / "agent.py").write_text(textwrap.dedent(HOSTILE_AGENT))
+    (agents / "hostile.yaml").write_text("code: hostile\ncommand: [python3, /home/agent/agent.py]\n")
+    monkeypatch.setenv("MLERAY_AGENTS_DIR", str(agents))
+    cfg = load_sweep(overrides=["agents=[hostile]", "competitions=[titanic]", "seeds=1", "snapshot_interval=3600",
+                                "tiers.cpu.time_limit=120", "tiers.cpu.memory_gb=4"])
+    spec = expand(cfg, ["titanic"])[0]
+    record = run_trial(TrialJob.of(cfg, spec, tmp_path / "sweep", "bwrap"))
+    log = (tmp_path / "sweep" / "trials" / spec.trial_id / "agent.log").read_text()
+    line = next(x for x in log.splitlines() if x.startswith("answers:"))
+    answers = json.loads(line.split(":", 1)[1])
+    print(f"hostile agent: /validate answers {answers}; record {len(json.dumps(record.to_dict()))} bytes, "
+          f"grading {record.grading_s} s; reason: {record.reason}")
+    assert sum(answers.values()) == 100 and set(answers) <= {"200", "429"}, answers
+    assert answers.get("200", 0) >= 2
+    assert not record.valid_submission and "header line is over" in record.reason
+    assert len(record.reason) < 1000 and len(json.dumps(record.to_dict(), default=str)) < 4096
+    assert record.grading_s < 2.0
