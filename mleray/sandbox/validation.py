@@ -12,6 +12,12 @@ backends use `inside_mounts(spec)` and `wrap_command(command)`; it works with ne
 The answer is MLE-bench's grading server's JSON, `{"result": "Submission is valid."}` or
 `{"result": "Submission invalid! <reason>"}`, plus `"valid": true|false`.
 
+The agent is untrusted, so every request is bounded: in size (an upload over the sweep's
+max_submission_mb is refused unread, 413), in time (a request must arrive within 30 s, 408), and in
+concurrency (2 validations and 16 connections at once per trial; more: 429 at once). Uploads are
+streamed to a private temp file (0700 folder, 0600 file) that `validate_fn` reads; nothing is held
+in memory beyond a chunk.
+
 Use:
     sock = validation.socket_path_for(trial_dir)          # trial_dir/.validate/validate.sock
     with ValidationServer(functools.partial(validate_only, competition), sock):
