@@ -208,6 +208,8 @@ def common_checks(out: Outcome) -> None:
     rec = out.record
     assert nothing_left(str(out.extra["token"])) == [], "an agent process outlived its trial"
     assert len(out.line.encode()) < RECORD_LINE_MAX, len(out.line)
+    # what held is in every record, a trial the runner stopped (disk) included
+    assert {"env", "user", "pids", "memory", "cpu", "network", "disk"} <= set(rec.isolation), rec.isolation
     assert rec.score is None or rec.score <= out.facts.honest_score + 1e-9, (rec.score, out.facts.honest_score)
     for snap in rec.snapshots:
         assert snap["score"] is None or snap["score"] <= out.facts.honest_score + 1e-9, snap

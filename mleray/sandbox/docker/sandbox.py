@@ -80,6 +80,7 @@ class DockerSandbox(Sandbox):
         self._t0 = 0.0  # monotonic time of the start
         self._layer = ""  # what bounds the container layer (isolation)
         self._watch = _CgroupWatch()
+        self._held: Dict[str, str] = {}  # isolation() as read just before kill() removed the container
 
     @classmethod
     def problem(cls, agents: Sequence) -> Optional[str]:
@@ -321,7 +322,7 @@ class DockerSandbox(Sandbox):
     def _isolation(self) -> Dict[str, str]:
         container = self.container
         if container is None:
-            return {}
+            return dict(self._held)
         attrs = engine.client(30).api.inspect_container(container.id)
         host, config = attrs.get("HostConfig", {}), attrs.get("Config", {})
         seen = self._watch.limits
@@ -369,6 +370,7 @@ class DockerSandbox(Sandbox):
             self._killed = True
             if self.container is None:
                 return
+            self._held = self._held or self.isolation()  # a record of a killed trial still says what held
             try:
                 self.container.remove(force=True)
             except Exception:
