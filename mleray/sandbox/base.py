@@ -11,6 +11,7 @@ It enforces the trial's resources and time limit; Ray's numbers are only bookkee
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence
@@ -61,6 +62,25 @@ class SandboxSpec:
         """What a backend tags its sandboxes with: `mleray.sweep_id` is what reap() matches."""
         return {"mleray.sweep": self.sweep, "mleray.sweep_id": self.sweep_id or self.sweep,
                 "mleray.trial": self.trial_id, "mleray.attempt": str(self.attempt)}
+
+
+LINE_CAP_BYTES = 64 * 1024  # one line of agent output at most, wherever it is read; the rest is dropped
+_CUT_NOTE = re.compile(r" \[mleray: line cut, (\d+) more bytes dropped\]$")
+
+
+def cut_line(data: bytes, dropped: int = 0, cap: int = LINE_CAP_BYTES) -> str:
+    """A line of agent output as mleray keeps it: at most `cap` bytes, and a note saying how many more
+    bytes were dropped (`dropped`: what a reader already left unread, counted in). A line cut once
+    before, note and all, comes back as it was."""
+    text = data.decode("utf-8", "replace")
+    note = _CUT_NOTE.search(text)
+    if note:
+        text, dropped = text[: note.start()], dropped + int(note.group(1))
+        data = text.encode("utf-8", "replace")
+    if len(data) > cap:
+        dropped += len(data) - cap
+        text = data[:cap].decode("utf-8", "ignore")
+    return f"{text} [mleray: line cut, {dropped} more bytes dropped]" if dropped else text
 
 
 @dataclass
@@ -125,6 +145,12 @@ class Sandbox(abc.ABC):
         """Waits up to `timeout` seconds; at the deadline sends SIGTERM, waits the grace period,
         then kills. Returns how it ended (timed_out=True when the deadline was hit); an agent's
         failure is an ExitInfo, never an exception. Raises NotStarted before start()."""
+
+    def written_outside(self) -> int:
+        """Bytes the agent holds outside its mounted writable folders (bwrap: its own tmpfs mounts;
+        Docker: the container layer), so the runner bounds them with the tier's disk_gb too. 0 where there
+        is no such place or the sandbox is gone. Cheap enough to call every few seconds; never raises."""
+        return 0
 
     def isolation(self) -> Dict[str, str]:
         """Which limits and isolation measures hold for this run, by name ("env", "pids", "memory",

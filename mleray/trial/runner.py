@@ -11,14 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
-import stat
-import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
-
-import psutil
+from typing import Callable, List, Optional, Sequence
 
 from mleray import competitions
 from mleray.config import AgentConfig, load_agent
@@ -28,6 +23,7 @@ from mleray.sandbox import make_sandbox
 from mleray.sandbox.base import ExitInfo, SandboxError, SandboxSpec
 from mleray.sweep.trials import TrialJob, TrialSpec
 from mleray.trial.agent_files import refusal
+from mleray.trial.bounds import DiskWatch, stream
 from mleray.trial.folder import TrialPaths, trial_folder
 from mleray.trial.snapshots import Snapshotter
 from mleray.trial.staging import stage
@@ -59,234 +55,6 @@ def _description(prepared, kind: str) -> Optional[Path]:
             return Path(folder) / "description_obfuscated.md"
     raise competitions.CompetitionError(
         f"competition '{prepared.competition.id}' has no description_obfuscated.md (set description=original)")
-
-
-LOG_CAP_BYTES = 50 * 1024**2  # agent.log at most (about): the first half as it comes, the last half at the end
-LINE_CAP_BYTES = 64 * 1024  # one line of agent output at most; the rest of a longer one is dropped
-
-
-class CappedLog:
-    """agent.log, capped whatever the agent prints: the first `cap`/2 bytes are written as they come;
-    past that the last `cap`/2 are kept in a ring in memory (one buffer, at most `cap`/2 + SLACK bytes,
-    however short the lines) and written when the log closes, after a line "[mleray: N bytes of agent
-    output dropped here]", so the end of an over-long log is kept. A line over `line_cap` bytes keeps
-    its start and says how much was cut."""
-
-    SLACK = 4 * 1024**2  # the ring is trimmed to its size each time it grows this much past it
-
-    def __init__(self, path: Path, cap: int = LOG_CAP_BYTES, line_cap: int = LINE_CAP_BYTES):
-        self.path, self.line_cap = Path(path), line_cap
-        self.head_left = cap // 2
-        self.tail_cap = max(0, cap - cap // 2 - 512)  # room for the two notes: the log stays under `cap`
-        self.ring = bytearray()
-        self.held = False  # past the head: lines go to the ring
-        self.dropped = 0
-        self._out = open(self.path, "ab")
-
-    def cut(self, line: str) -> str:
-        """`line` as the log keeps it: at most `line_cap` bytes of it, and a note of what was cut."""
-        data = line.encode("utf-8", "replace")
-        if len(data) <= self.line_cap:
-            return line
-        kept = data[: self.line_cap].decode("utf-8", "ignore")
-        return f"{kept} [mleray: line cut, {len(data) - self.line_cap} more bytes dropped]"
-
-    def write(self, line: str) -> None:
-        data = (line + "\n").encode("utf-8", "replace")
-        if not self.held:
-            if len(data) <= self.head_left:
-                self._out.write(data)
-                self._out.flush()
-                self.head_left -= len(data)
-                return
-            self.held = True
-            self._out.write(f"[mleray: agent.log reached its cap's first half; the last {self.tail_cap} bytes "
-                            f"of what follows are written when the agent ends]\n".encode())
-            self._out.flush()
-        self.ring += data
-        if len(self.ring) > self.tail_cap + self.SLACK:
-            self._trim()
-
-    def _trim(self) -> None:
-        """Drops the ring's oldest bytes down to `tail_cap`, cutting at a line's start."""
-        excess = len(self.ring) - self.tail_cap
-        if excess <= 0:
-            return
-        newline = self.ring.find(b"\n", excess - 1)
-        cut = newline + 1 if 0 <= newline < len(self.ring) - 1 else excess
-        del self.ring[:cut]
-        self.dropped += cut
-
-    def close(self) -> None:
-        self._trim()
-        if self.dropped:
-            self._out.write(f"[mleray: {self.dropped} bytes of agent output dropped here]\n".encode())
-        self._out.write(self.ring)
-        self.ring = bytearray()
-        self._out.close()
-
-
-def _stream(sandbox, log_path: Path, on_line: Optional[Callable[[str], None]],
-            cap: int = LOG_CAP_BYTES) -> threading.Thread:
-    """Copies the sandbox's output into agent.log line by line (a CappedLog), flushing each line."""
-
-    def pump() -> None:
-        log = CappedLog(log_path, cap)
-        try:
-            for line in sandbox.logs():
-                line = log.cut(line)
-                log.write(line)
-                if on_line:
-                    on_line(line)
-        finally:
-            log.close()
-
-    thread = threading.Thread(target=pump, name="trial-log", daemon=True)
-    thread.start()
-    return thread
-
-
-DISK_POLL_S = 2.0  # how often DiskWatch measures; a slow walk (many files) spaces the polls out further
-
-
-def tree_bytes(folder: Path, stop_at: Optional[int] = None) -> int:
-    """Bytes under `folder`, links never followed (os.scandir + lstat): a file counts its size or its
-    allocated blocks, whichever is larger (a sparse file counts what an upload would copy), a folder
-    its own size. Stops early once past `stop_at`. Vanished or unreadable entries count nothing."""
-    total, pending = 0, [str(folder)]
-    while pending:
-        try:
-            with os.scandir(pending.pop()) as listing:
-                for entry in listing:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    total += max(st.st_size, st.st_blocks * 512) if stat.S_ISREG(st.st_mode) else st.st_size
-                    if stat.S_ISDIR(st.st_mode):
-                        pending.append(entry.path)
-        except OSError:
-            continue
-        if stop_at is not None and total > stop_at:
-            break
-    return total
-
-
-def _sandbox_pid(sandbox) -> Optional[int]:
-    """For a backend that runs the sandbox as a child process (bwrap): the first descendant in another
-    mount namespace, whose /proc/<pid>/root and mountinfo show the sandbox's own filesystems."""
-    pid = getattr(getattr(sandbox, "proc", None), "pid", None)
-    if not isinstance(pid, int):
-        return None
-    try:
-        mine = os.stat("/proc/self/ns/mnt").st_ino
-        for child in psutil.Process(pid).children(recursive=True):
-            try:
-                if os.stat(f"/proc/{child.pid}/ns/mnt").st_ino != mine:
-                    return child.pid
-            except OSError:
-                continue
-    except (OSError, psutil.Error):
-        pass
-    return None
-
-
-def _tmpfs_mounts(mountinfo: str) -> Dict[str, str]:
-    """{device "major:minor": mount point} of the tmpfs mounts in a /proc/<pid>/mountinfo text."""
-    out: Dict[str, str] = {}
-    for line in mountinfo.splitlines():
-        left, _, right = line.partition(" - ")
-        fields = left.split()
-        if len(fields) >= 5 and right.split()[:1] == ["tmpfs"]:
-            out.setdefault(fields[2], re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]))
-    return out
-
-
-def sandbox_tmpfs_bytes(sandbox) -> int:
-    """Bytes the sandbox holds in tmpfs instances of its own (bwrap's root, /tmp, /dev and /dev/shm: RAM
-    the agent can fill), from statvfs through /proc/<pid>/root; a tmpfs the host has too (a bind
-    mount of a host folder) is not counted, the walk of the trial's folders covers those. 0 when the
-    backend runs no child process (Docker) or the sandbox is gone."""
-    pid = _sandbox_pid(sandbox)
-    if pid is None:
-        return 0
-    try:
-        with open(f"/proc/{pid}/mountinfo") as theirs, open("/proc/self/mountinfo") as ours:
-            own = {dev: point for dev, point in _tmpfs_mounts(theirs.read()).items()
-                   if dev not in _tmpfs_mounts(ours.read())}
-    except OSError:
-        return 0
-    total = 0
-    for point in own.values():
-        try:
-            st = os.statvfs(f"/proc/{pid}/root{point}")
-        except OSError:
-            continue
-        total += (st.f_blocks - st.f_bfree) * st.f_frsize
-    return total
-
-
-class DiskWatch:
-    """Bounds what a trial writes: a thread that measures the trial's writable folders (and the
-    bytes `extra` reports, the sandbox's own tmpfs) every `every` seconds and, over `limit_gb` GiB, kills the
-    sandbox and sets `exceeded`. Cheap: a walk with lstat only, stopped once past the bound."""
-
-    def __init__(self, sandbox, folders: Sequence[Path], limit_gb: float, every: float = DISK_POLL_S,
-                 extra: Callable[[], int] = lambda: 0):
-        self.sandbox, self.folders, self.every, self.extra = sandbox, [Path(f) for f in folders], every, extra
-        self.limit = int(limit_gb * 1024**3)
-        self.limit_gb = limit_gb
-        self.exceeded = False
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="disk-watch", daemon=True)
-
-    def measure(self) -> int:
-        total = self.extra()
-        for folder in self.folders:
-            if total > self.limit:
-                break
-            total += tree_bytes(folder, stop_at=self.limit - total)
-        self.peak = max(self.peak, total)
-        return total
-
-    def check(self) -> bool:
-        """Measures once; over the bound, kills the sandbox. True when over."""
-        if self.measure() > self.limit:
-            self.exceeded = True
-            self.sandbox.kill()
-        return self.exceeded
-
-    def _loop(self) -> None:
-        wait = self.every
-        while not self._stop.wait(wait):
-            t0 = time.monotonic()
-            try:
-                if self.check():
-                    return
-            except Exception:  # a measuring hiccup costs one round, never the trial
-                pass
-            wait = max(self.every, 4 * (time.monotonic() - t0))
-
-    @property
-    def reason(self) -> str:
-        """The record's reason: stopped by this watch, or found over the bound when the agent ended."""
-        done = "stopped: wrote" if self.exceeded else "wrote (found when the agent ended)"
-        return f"{done} more than {self.limit_gb:g} GiB"
-
-    @property
-    def enforces(self) -> str:
-        """What this watch enforced, for the record's isolation map."""
-        return (f"{self.limit_gb:g} GiB over submission, code, logs and the sandbox's own tmpfs where visible, "
-                f"polled every {self.every:g} s by the runner")
-
-    def __enter__(self) -> "DiskWatch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 def _reason(exit_info: ExitInfo, grade: dict) -> str:
@@ -323,9 +91,9 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
     t1 = time.monotonic()
     with make_sandbox(job.sandbox_kind, sb_spec, prepared, grace_period=job.grace_period,
                       max_submission_mb=job.max_submission_mb) as sandbox:
-        pump = _stream(sandbox, paths.agent_log, on_line)
+        pump = stream(sandbox, paths.agent_log, on_line)
         watch = DiskWatch(sandbox, [paths.submission, paths.code, paths.logs], sb_spec.disk_gb,
-                          extra=lambda: sandbox_tmpfs_bytes(sandbox))
+                          extra=sandbox.written_outside)
         with Snapshotter(paths.submission / "submission.csv", paths.snapshots, job.snapshot_interval, t1,
                          job.max_submission_mb), watch:
             exit_info = _wait(sandbox, spec.resources.time_limit, watch)

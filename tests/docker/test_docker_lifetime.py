@@ -233,7 +233,9 @@ def test_isolation_is_measured(docker_client, base_image, trial_dirs):
     assert iso["env"].startswith("declared only"), iso
     assert iso["engine_log"] == "json-file, max-size 10m x 3 files", iso
     driver, layer = docker_client.info()["Driver"], iso["layer_disk"]
-    assert layer.startswith("storage_opt size=") or (layer.startswith("not enforced: ") and driver in layer), iso
+    # bounded by the engine, or (where it cannot) polled by the runner, naming why the engine cannot
+    assert layer.startswith("storage_opt size=") or (layer.startswith("its upper folder polled by the runner")
+                                                     and "not enforced: " in layer and driver in layer), iso
     if os.path.isdir("/sys/fs/cgroup/pids"):  # cgroup v1 on this host: the kernel's own numbers
         assert iso["pids"] == "pids_limit=77 (pids.max=77)", iso
 

@@ -36,13 +36,12 @@ from typing import IO, Dict, Iterator, List, Optional, Sequence
 
 import psutil
 
-from mleray.sandbox import runtime, validation
-from mleray.sandbox.base import ExitInfo, NotStarted, Sandbox, SandboxError, SandboxSpec
+from mleray.sandbox import disk, runtime, validation
+from mleray.sandbox.base import LINE_CAP_BYTES, ExitInfo, NotStarted, Sandbox, SandboxError, SandboxSpec, cut_line
 from mleray.sandbox.bwrap import cgroup, launch, network, seccomp
 
 UID = launch.AGENT_UID
 _PYTHON_NAMES = {"python", "python3", "python3.11"}
-MAX_LINE_BYTES = 64 * 1024  # the longest line of agent output held in memory; the rest of a longer one is dropped
 _ETC = Path(__file__).parent / "etc"
 _HOST_ETC = ("/etc/alternatives", "/etc/ssl", "/etc/ld.so.cache", "/etc/localtime")
 NO_RUNTIME = "not enforced: host /usr and Python visible (no agent runtime; run `mleray images build`)"
@@ -340,6 +339,10 @@ class BwrapSandbox(Sandbox):
 
     # -- running ---------------------------------------------------------------------------------
 
+    def written_outside(self) -> int:
+        """Bytes in the sandbox's own tmpfs mounts (its root, /tmp, /dev, /dev/shm), through bwrap's PID 1."""
+        return disk.tmpfs_bytes(self.child_pid) if self.child_pid else 0
+
     def isolation(self) -> Dict[str, str]:
         order = ("env", "user", "session", "seccomp", "pids", "memory", "cpu", "network", "packages")
         return dict(sorted(self._isolation.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
@@ -349,14 +352,15 @@ class BwrapSandbox(Sandbox):
             raise NotStarted("logs() before start()")
         stdout = self.proc.stdout
         assert stdout is not None  # started with stdout=PIPE
-        for raw in iter(lambda: stdout.readline(MAX_LINE_BYTES + 1), b""):
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):  # never hold an over-long line whole
-                dropped = len(raw) - MAX_LINE_BYTES
-                while (more := stdout.readline(MAX_LINE_BYTES)):
-                    dropped += len(more)
+        for raw in iter(lambda: stdout.readline(LINE_CAP_BYTES + 1), b""):
+            if len(raw) > LINE_CAP_BYTES and not raw.endswith(b"\n"):  # never hold an over-long line whole
+                dropped = 0
+                while (more := stdout.readline(LINE_CAP_BYTES)):
+                    dropped += len(more.rstrip(b"\r\n"))
                     if more.endswith(b"\n"):
                         break
-                raw = raw[:MAX_LINE_BYTES] + f" [mleray: {dropped} more bytes of this line dropped]".encode()
+                yield cut_line(raw, dropped)
+                continue
             yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
     def agent_pids(self) -> List[int]:

@@ -33,6 +33,7 @@ from docker.models.containers import Container, _create_container_args
 
 from mleray.errors import one_line
 from mleray.sandbox.base import ExitInfo, NotStarted, Sandbox, SandboxError, SandboxSpec
+from mleray.sandbox.disk import tree_bytes
 from mleray.sandbox.docker import engine, reaper
 from mleray.sandbox.docker.engine import EngineError
 from mleray.sandbox.docker.spec import container_kwargs, time_limit
@@ -79,6 +80,7 @@ class DockerSandbox(Sandbox):
         self._started = 0.0  # epoch second of the start, for the engine's events
         self._t0 = 0.0  # monotonic time of the start
         self._layer = ""  # what bounds the container layer (isolation)
+        self._upper: Optional[Path] = None  # the layer's upper folder on the host (Path() when there is none)
         self._watch = _CgroupWatch()
         self._held: Dict[str, str] = {}  # isolation() as read just before kill() removed the container
 
@@ -360,8 +362,25 @@ class DockerSandbox(Sandbox):
         out["engine_log"] = (f"{log.get('Type')}, max-size {opts['max-size']} x {opts.get('max-file', 1)} files"
                              if opts.get("max-size") else f"not capped: {log.get('Type')} without max-size")
         size = (host.get("StorageOpt") or {}).get("size")
-        out["layer_disk"] = f"storage_opt size={size}" if size else (self._layer or "not enforced")
+        polled = f"its upper folder polled by the runner against disk_gb (engine: {self._layer or 'no bound'})"
+        out["layer_disk"] = (f"storage_opt size={size}" if size else
+                             polled if self._upper_dir() else (self._layer or "not enforced"))
         return out
+
+    def _upper_dir(self) -> Optional[Path]:
+        """The host folder of the container layer's writes (overlay2's UpperDir), looked up once."""
+        if self._upper is None and self.container is not None:
+            try:
+                data = engine.client(30).api.inspect_container(self.container.id)["GraphDriver"]["Data"] or {}
+                self._upper = Path(data["UpperDir"]) if data.get("UpperDir") else Path()
+            except Exception:  # engine gone, another storage driver: nothing to poll
+                self._upper = Path()
+        return self._upper if self._upper not in (None, Path()) else None
+
+    def written_outside(self) -> int:
+        """Bytes in the container layer (what the agent wrote to /tmp, /home outside its mounts, ...)."""
+        upper = self._upper_dir()
+        return tree_bytes(upper) if upper is not None else 0
 
     # ------------------------------------------------------------------ kill
     def kill(self) -> None:

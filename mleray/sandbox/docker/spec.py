@@ -47,7 +47,9 @@ _LIMIT_SCRIPT = (
     '"$@" & c=$!; '
     "trap 'kill -TERM $c 2>/dev/null' TERM INT HUP; "
     '( sleep "$l"; kill -TERM -1 2>/dev/null; sleep "$g"; kill -KILL -1 2>/dev/null ) & w=$!; '
-    'while :; do wait $c; r=$?; kill -0 $c 2>/dev/null || break; done; '
+    # wait again after a wait cut short by the forwarded TERM: the agent's own exit status, not 143
+    'while :; do wait $c; r=$?; kill -0 $c 2>/dev/null && continue; '
+    'wait $c 2>/dev/null; r2=$?; [ $r2 -ne 127 ] && r=$r2; break; done; '
     'kill $w 2>/dev/null; exit $r'
 )
 

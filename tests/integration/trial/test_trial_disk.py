@@ -13,7 +13,8 @@ import pytest
 
 from mleray.config import load_sweep
 from mleray.sweep.trials import TrialJob, expand
-from mleray.trial.runner import LOG_CAP_BYTES, run_trial
+from mleray.trial.bounds import LOG_CAP_BYTES
+from mleray.trial.runner import run_trial
 
 FILLER = """
 import os, sys, time
