@@ -5,6 +5,7 @@ because pytest puts tests/ (the folder of the root conftest.py) on sys.path."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -50,3 +51,32 @@ def make_spec(dirs: dict, command, image: str = BASE_TAG, sweep: str = "test-doc
     )
     fields.update(kw)
     return SandboxSpec(**fields)
+
+
+# A private mount namespace in which /root (0700 on most machines, and holding pyenv's Python and its
+# packages) is a 0755 tmpfs with each of its entries bound back in place, keeping their own modes:
+# a process of another uid can then run this interpreter and import mleray, as it could from a Python
+# outside /root, and nothing changes on the host (the namespace dies with the process).
+_REACHABLE_ROOT = r'''
+set -e
+uid=$1; shift
+mount -t tmpfs -o mode=0700 mleray-hold /mnt
+mkdir /mnt/root && mount --rbind /root /mnt/root
+mount -t tmpfs -o mode=0755 mleray-root-view /root
+for entry in /mnt/root/* /mnt/root/.[!.]*; do
+  [ -e "$entry" ] || continue
+  name=${entry##*/}
+  if [ -d "$entry" ]; then mkdir "/root/$name"; else : > "/root/$name"; fi
+  mount --rbind "$entry" "/root/$name"
+done
+exec setpriv --reuid="$uid" --regid="$uid" --clear-groups "$@"
+'''
+
+
+def as_user(uid: int, argv) -> list:
+    """`argv` run as `uid` (setpriv), able to run this Python even where it lives under a 0700 /root.
+    Needs root, unshare and setpriv (util-linux)."""
+    require(os.geteuid() == 0, "needs root to drop to another uid")
+    for tool in ("unshare", "setpriv"):
+        require(shutil.which(tool) is not None, f"{tool} (util-linux) is not installed")
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _REACHABLE_ROOT, "sh", str(uid), *argv]

@@ -114,7 +114,7 @@ def test_no_network(base_image, trial_dirs):
 
 def test_network_only_when_asked(trial_dirs):
     assert container_kwargs(make_spec(trial_dirs, ["true"]))["network_mode"] == "none"
-    assert container_kwargs(make_spec(trial_dirs, ["true"], network=True))["network_mode"] == "bridge"
+    assert container_kwargs(make_spec(trial_dirs, ["true"], network=True))["network_mode"] == "mleray-egress"
 
 
 def test_fork_bomb_is_held_by_the_pids_limit(base_image, trial_dirs):

@@ -1,8 +1,6 @@
 """The hostile-agent catalogue (tests/hostile_agents.py) against Docker, through the real runner: each
 attack is a trial of its own agent (image mleray-base:local) on titanic, and its record says what
-happened. What this engine cannot bound (a container layer on overlay2 over ext4) is a skip naming it,
-from the record's own `isolation` map. Where an attack gets through, the test is an xfail(strict=True)
-naming the hole: it documents it, and fails the day the behaviour changes. The container-level limits
+happened. What a machine cannot enforce is a skip naming it, from the record's own `isolation` map. The container-level limits
 alone (hardening, reaping, the inner time limit) are in test_docker_sandbox.py and test_docker_lifetime.py."""
 
 from __future__ import annotations
@@ -52,10 +50,9 @@ def test_egress_trial_cannot_reach_host_loopback(egress_probe):
     print("measured:", probes, "gateway", egress_probe.found("gateway"))
 
 
-@pytest.mark.xfail(strict=True, reason="hole: an egress container (the default bridge network) reaches every host "
-                   "service bound to 0.0.0.0 through the docker0 gateway 172.17.0.1 and the host's own address; "
-                   "no rule rejects what the bridge sends to the host's addresses or to private ranges")
 def test_egress_trial_cannot_reach_host_services_on_the_bridge(egress_probe):
+    """The egress network (mleray-egress): no host service is reachable through the gateway, the host's
+    own address or docker0 (on the default bridge all three answered)."""
     probes = egress_probe.found("probes")
     print("measured:", probes, "gateway", egress_probe.found("gateway"))
     reached = [k for k in ("gateway:any", "host-ip:any", "172.17.0.1:any") if probes[k].startswith("CONNECTED")]

@@ -32,11 +32,11 @@ from typing import IO, Iterator, List, Optional
 
 from mleray.sandbox.bwrap.cgroup import Layout
 from mleray.sandbox.bwrap.launch import launch_env
+from mleray.sandbox.egress import BLOCKED_CIDRS
 
 NET_CGROUP = "mleray-net"
 # Private, shared-address and link-local ranges: the cluster's other nodes (Ray's ports, which run code as
 # root), the cloud's metadata service (169.254.169.254: credentials). Egress is for the public internet.
-BLOCKED_CIDRS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16")
 RESOLV_CONF = Path(__file__).parent / "etc" / "resolv-slirp.conf"  # slirp4netns's DNS forwarder, 10.0.2.3
 HOST_RESOLV = Path("/etc/resolv.conf")
 SETUP_TIMEOUT = 10.0

@@ -34,7 +34,7 @@ from docker.models.containers import Container, _create_container_args
 from mleray.errors import one_line
 from mleray.sandbox.base import ExitInfo, NotStarted, Sandbox, SandboxError, SandboxSpec
 from mleray.sandbox.disk import tree_bytes
-from mleray.sandbox.docker import engine, reaper
+from mleray.sandbox.docker import engine, network, reaper
 from mleray.sandbox.docker.engine import EngineError
 from mleray.sandbox.docker.spec import container_kwargs, time_limit
 
@@ -80,6 +80,7 @@ class DockerSandbox(Sandbox):
         self._started = 0.0  # epoch second of the start, for the engine's events
         self._t0 = 0.0  # monotonic time of the start
         self._layer = ""  # what bounds the container layer (isolation)
+        self._egress = ""  # what holds for an egress trial's network (docker/network.py)
         self._upper: Optional[Path] = None  # the layer's upper folder on the host (Path() when there is none)
         self._watch = _CgroupWatch()
         self._held: Dict[str, str] = {}  # isolation() as read just before kill() removed the container
@@ -123,6 +124,8 @@ class DockerSandbox(Sandbox):
         self._started = time.time()
         kwargs = container_kwargs(self.spec, self.grace_period, layer_size=bounded, started=self._started)
         prepare_host(self.spec)
+        if self.spec.network:
+            self._egress = network.ensure(client)
         reaper.reap_overdue_soon()  # containers whose driver died, on this node's engine; in the background
         # No ping, no image lookup, no inspect: create answers all three (every call costs start-up time).
         api = client.api
@@ -344,7 +347,7 @@ class DockerSandbox(Sandbox):
         out["cpu"] = (f"nano_cpus={nano} ({nano / 1e9:g} CPUs" + (f"; cfs quota {seen['cpu']}" if "cpu" in seen else "")
                       + ")" if nano else "not enforced: no CPU quota")
         mode = host.get("NetworkMode", "?")
-        out["network"] = "none (loopback only)" if mode == "none" else f"{mode} (egress)"
+        out["network"] = "none (loopback only)" if mode == "none" else (self._egress or f"{mode} (egress)")
         out["user"] = f"uid {str(config.get('User') or 'root (image default)').split(':')[0]}"
         dropped = host.get("CapDrop") or []
         out["capabilities"] = ("all dropped" if "ALL" in dropped and not host.get("CapAdd")

@@ -30,6 +30,7 @@ from docker.types import DeviceRequest, LogConfig, Mount
 
 from mleray.sandbox import validation
 from mleray.sandbox.base import SandboxError, SandboxSpec
+from mleray.sandbox.docker import network
 
 AGENT_USER = "1000:1000"
 GIB = 1024**3
@@ -160,7 +161,7 @@ def container_kwargs(spec: SandboxSpec, grace_period: float = 10.0, layer_size: 
         shm_size=int(spec.shm_gb * GIB),
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
-        network_mode="bridge" if spec.network else "none",
+        network_mode=network.NETWORK if spec.network else "none",  # egress: a bridge of its own
         mounts=[Mount(target=c, source=h, type="bind", read_only=(m == "ro")) for h, c, m in mounts(spec)],
         working_dir="/home",
         log_config=LogConfig(type="json-file", config={"max-size": LOG_MAX_SIZE, "max-file": str(LOG_MAX_FILES)}),

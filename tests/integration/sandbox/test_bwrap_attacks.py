@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import require
+from helpers import as_user, require
 
 from mleray.sandbox.base import SandboxSpec
 from mleray.sandbox.bwrap import BwrapSandbox, cgroup, network, seccomp
@@ -136,9 +136,8 @@ def test_driver_environment_is_nowhere_inside_when_not_root(tmp_path, root, monk
     try:
         os.chown(work, 1000, 1000)
         env = {**os.environ, "MLERAY_TEST_CANARY_SECRET": canary, "HOME": str(work)}
-        probe = subprocess.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", sys.executable, "-c",
-                                UNPRIVILEGED_DRIVER, str(work), str(Path(__file__).parent),
-                                str(Path(__file__).parents[2])],
+        probe = subprocess.run(as_user(1000, [sys.executable, "-c", UNPRIVILEGED_DRIVER, str(work),
+                                              str(Path(__file__).parent), str(Path(__file__).parents[2])]),
                                env=env, capture_output=True, text=True, timeout=60,
                                cwd=str(Path(__file__).parents[3]))
         if probe.returncode != 0 and "namespace" in probe.stdout + probe.stderr:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from helpers import ROOT, require
+from helpers import ROOT, as_user, require
 
 import mleray.competitions as competitions
 from mleray.grading.grade import grade_submission
@@ -195,8 +195,8 @@ def test_building_without_root_is_one_line(tmp_path):
     require(os.geteuid() == 0 and shutil.which("setpriv") is not None, "needs root and setpriv to drop to uid 1000")
     os.chmod(tmp_path, 0o777)
     env = {**os.environ, runtime.ENV_VAR: str(tmp_path / "runtimes"), "HOME": str(tmp_path)}
-    out = subprocess.run(["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", sys.executable,
-                          "-m", "mleray", "images", "build", "--runtime-only"], env=env, cwd=tmp_path,
+    out = subprocess.run(as_user(1000, [sys.executable, "-m", "mleray", "images", "build", "--runtime-only"]),
+                         env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out
     assert len(out.stderr.strip().splitlines()) == 1 and "needs root" in out.stderr, out.stderr

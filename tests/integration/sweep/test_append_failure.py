@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from helpers import ROOT, require
+from helpers import ROOT, as_user, require
 
 from mleray.config import load_sweep
 from mleray.records import Status, read_file
@@ -119,8 +119,8 @@ def test_permission_denied_is_one_message_naming_the_file(bwrap_path):
                 f"store = SweepStore({str(sweep_dir)!r})\n"
                 "try:\n    store.append({'trial_id': 'b', 'status': 'graded'})\n"
                 "except AppendError as err:\n    print(err)\n    sys.exit(2)\n")
-        done = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", sys.executable,
-                               "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+        done = subprocess.run(as_user(65534, [sys.executable, "-c", code]), capture_output=True, text=True,
+                              timeout=120, cwd="/")
         require("Operation not permitted" not in done.stderr, f"setpriv cannot drop to uid 65534: {done.stderr}")
         assert done.returncode == 2, done.stderr
         assert done.stdout.strip() == (f"cannot append to {sweep_dir}/trials.jsonl: [Errno 13] Permission denied; "

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import as_user
 
 import mleray.competitions as competitions
 from mleray.competitions import cache
@@ -189,8 +190,7 @@ def test_another_user_gets_a_one_line_error_not_a_traceback(world):
         except competitions.CompetitionError as err:
             print(err)
         """)
-    result = subprocess.run([shutil.which("setpriv") or "setpriv", "--reuid", "1000", "--regid", "1000",
-                             "--clear-groups", sys.executable, "-c", script, str(root)],
+    result = subprocess.run(as_user(1000, [sys.executable, "-c", script, str(root)]),
                             capture_output=True, text=True, timeout=60, cwd="/", env=dict(os.environ))
     assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
     lines = result.stdout.splitlines()
