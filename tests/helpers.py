@@ -80,3 +80,27 @@ def as_user(uid: int, argv) -> list:
     for tool in ("unshare", "setpriv"):
         require(shutil.which(tool) is not None, f"{tool} (util-linux) is not installed")
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _REACHABLE_ROOT, "sh", str(uid), *argv]
+
+
+TOY_PREPARE = """\
+import pandas as pd
+
+def prepare(public, private):
+    ids = list(range(1, 11))
+    pd.DataFrame({"id": ids, "x": ids}).to_csv(public / "test.csv", index=False)
+    pd.DataFrame({"id": ids, "y": 0}).to_csv(public / "sample_submission.csv", index=False)
+    pd.DataFrame({"id": ids, "y": [i % 2 for i in ids]}).to_csv(private / "answers.csv", index=False)
+"""
+
+
+def write_toy_competition(folder: Path, prepare: str = TOY_PREPARE, version: str = "1",
+                          description: str = "Predict y.\n") -> Path:
+    """A local competition `toy` in `folder` (accuracy on y over ids 1..10, answers i % 2): its
+    config.yaml, prepare.py (`prepare`: the script's text) and description.md. Returns `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(
+        "id: toy\nname: Toy\nmetric: accuracy\nid_column: id\ntarget_columns: [y]\n"
+        f"sample_submission: sample_submission.csv\nanswers: answers.csv\nversion: \"{version}\"\n")
+    (folder / "prepare.py").write_text(prepare)
+    (folder / "description.md").write_text(description)
+    return folder

@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pandas as pd
 import pytest
+from helpers import write_toy_competition
 
 from mleray.cli import grade as grade_cli
 from mleray.grading.report import SUMMARY_KEYS
 from mleray.records import MLEBENCH_REPORT_KEYS
 
-PREPARE = """
-    import pandas as pd
-
-    def prepare(public, private):
-        ids = list(range(1, 11))
-        pd.DataFrame({"id": ids, "x": ids}).to_csv(public / "test.csv", index=False)
-        pd.DataFrame({"id": ids, "y": 0}).to_csv(public / "sample_submission.csv", index=False)
-        pd.DataFrame({"id": ids, "y": [i % 2 for i in ids]}).to_csv(private / "answers.csv", index=False)
-"""
-CONFIG = """
-    id: toy
-    name: Toy
-    metric: accuracy
-    id_column: id
-    target_columns: [y]
-    sample_submission: sample_submission.csv
-    answers: answers.csv
-    version: "1"
-"""
-
-
 @pytest.fixture
 def toy(tmp_path, monkeypatch, cache_dir):
     root = tmp_path / "competitions"
-    folder = root / "toy"
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(textwrap.dedent(CONFIG))
-    (folder / "prepare.py").write_text(textwrap.dedent(PREPARE))
-    (folder / "description.md").write_text("Predict y.\n")
+    folder = write_toy_competition(root / "toy")
     pd.DataFrame({"teamId": range(10), "score": [1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]}).to_csv(
         folder / "leaderboard.csv", index=False)
     monkeypatch.setenv("MLERAY_COMPETITIONS_DIR", str(root))

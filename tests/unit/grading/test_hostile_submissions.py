@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import write_toy_competition
 
 from mleray.cli import grade as grade_cli
 from mleray.competitions import Competition, PreparedCompetition
@@ -269,34 +270,9 @@ def test_excerpt():
 
 # ------------------------------------------------------------------------- mleray grade (the CLI)
 
-PREPARE = """
-    import pandas as pd
-
-    def prepare(public, private):
-        ids = list(range(1, 11))
-        pd.DataFrame({"id": ids, "x": ids}).to_csv(public / "test.csv", index=False)
-        pd.DataFrame({"id": ids, "y": 0}).to_csv(public / "sample_submission.csv", index=False)
-        pd.DataFrame({"id": ids, "y": [i % 2 for i in ids]}).to_csv(private / "answers.csv", index=False)
-"""
-CONFIG = """
-    id: toy
-    name: Toy
-    metric: accuracy
-    id_column: id
-    target_columns: [y]
-    sample_submission: sample_submission.csv
-    answers: answers.csv
-    version: "1"
-"""
-
-
 @pytest.fixture
 def toy(tmp_path, monkeypatch, cache_dir):
-    folder = tmp_path / "competitions" / "toy"
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text(textwrap.dedent(CONFIG))
-    (folder / "prepare.py").write_text(textwrap.dedent(PREPARE))
-    (folder / "description.md").write_text("Predict y.\n")
+    folder = write_toy_competition(tmp_path / "competitions" / "toy")
     monkeypatch.setenv("MLERAY_COMPETITIONS_DIR", str(folder.parent))
     return tmp_path
 
