@@ -50,7 +50,8 @@ def test_running_container_is_hardened(docker_client, base_image, trial_dirs):
         assert host["PidsLimit"] == 100
         assert host["ShmSize"] == 128 * 1024**2
         assert host["Init"] is True
-        assert config["Labels"] == spec.labels
+        assert config["Labels"] == {**spec.labels, "mleray.cpuset": host["CpusetCpus"]}
+        assert len(host["CpusetCpus"].split(",")) == 2  # ceil(1.5) cores the agent cannot widen
         assert "COMPETITION_ID=toy" in config["Env"]
         mounts = {m["Destination"]: m for m in attrs["Mounts"]}
         expect = {"/home/data": False, "/home/instructions.txt": False, "/home/agent": False,
@@ -115,6 +116,30 @@ def test_no_network(base_image, trial_dirs):
 def test_network_only_when_asked(trial_dirs):
     assert container_kwargs(make_spec(trial_dirs, ["true"]))["network_mode"] == "none"
     assert container_kwargs(make_spec(trial_dirs, ["true"], network=True))["network_mode"] == "mleray-egress"
+
+
+WIDEN = ("python3", "-c", "import os, time; os.sched_setaffinity(0, range(os.cpu_count())); "
+         "print(sorted(os.sched_getaffinity(0)), flush=True); time.sleep(3)")
+
+
+def test_affinity_cannot_be_widened_and_trials_spread_over_cores(docker_client, base_image, trial_dirs):
+    """Each container gets a cpuset of ceil(cpus) cores (the least taken first): widening its affinity
+    to every core reads back its own one, and two trials at once get different cores."""
+    if (docker_client.info().get("NCPU") or 1) < 2:
+        pytest.skip("needs a machine with two cores or more")
+    boxes = [DockerSandbox(make_spec(trial_dirs, WIDEN, trial_id=f"t-aff{i}", cpus=1.0), grace_period=1)
+             for i in range(2)]
+    try:
+        for box in boxes:
+            box.start()
+        sets = [docker_client.api.inspect_container(b.container.id)["HostConfig"]["CpusetCpus"] for b in boxes]
+        outputs = [list(b.logs()) for b in boxes]
+        assert all(len(s.split(",")) == 1 for s in sets) and sets[0] != sets[1], sets
+        assert [out[0] for out in outputs] == [f"[{s}]" for s in sets], (outputs, sets)
+        assert all("cpuset" in b.isolation()["cpu"] for b in boxes)
+    finally:
+        for box in boxes:
+            box.kill()
 
 
 def test_fork_bomb_is_held_by_the_pids_limit(base_image, trial_dirs):
