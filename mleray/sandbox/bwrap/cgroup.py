@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from mleray.sandbox.cpusets import cpu_list, cpu_text, least_taken
+
 PARENT = "mleray-trials"
 CONTROLLERS = ("pids", "memory", "cpuset", "cpu")
 V1_NAMES = ("pids", "memory", "cpuset", "cpu", "freezer")
@@ -128,23 +130,6 @@ def _kv(path: Path) -> Dict[str, int]:
         if len(parts) == 2 and parts[1].lstrip("-").isdigit():
             out[parts[0]] = int(parts[1])
     return out
-
-
-def _cpu_list(text: str) -> List[int]:
-    """"0-2,5" -> [0, 1, 2, 5]."""
-    cpus: List[int] = []
-    for part in text.replace("\n", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        if lo.isdigit() and (not hi or hi.isdigit()):
-            cpus.extend(range(int(lo), int(hi or lo) + 1))
-    return cpus
-
-
-def _cpu_text(cpus: Sequence[int]) -> str:
-    return ",".join(str(c) for c in sorted(cpus))
 
 
 def _ensure_parent(parent: Path, cpuset_v1: bool) -> None:
@@ -271,11 +256,11 @@ class TrialCgroup:
             folder = self._dir("cpuset")
             if folder is not None and self.cores:
                 self.cpus = pick_cores(self.cores, folder.parent)
-                _write(folder / "cpuset.cpus", _cpu_text(self.cpus))
+                _write(folder / "cpuset.cpus", cpu_text(self.cpus))
                 if self.layout.where("cpuset") == "v1":
                     _write(folder / "cpuset.mems", _read(folder.parent / "cpuset.mems"))
-                self.cpus = _cpu_list(_read(folder / "cpuset.cpus"))
-                parts.append(f"cpuset {_cpu_text(self.cpus)}")
+                self.cpus = cpu_list(_read(folder / "cpuset.cpus"))
+                parts.append(f"cpuset {cpu_text(self.cpus)}")
             elif self.cores:
                 self.missing["cpuset"] = "no cpuset controller"
             quota_dir = self._dir("cpu")
@@ -414,19 +399,13 @@ def pick_cores(count: int, parent: Path) -> List[int]:
     """`count` cores of the ones this process may use, the least taken by other trials' cpusets under
     `parent` first (ties: the highest numbered), so concurrent trials spread over the machine."""
     allowed = sorted(os.sched_getaffinity(0)) or [0]
-    offered = set(_cpu_list(_read(parent / "cpuset.cpus"))) or set(allowed)
+    offered = set(cpu_list(_read(parent / "cpuset.cpus"))) or set(allowed)
     usable = [c for c in allowed if c in offered] or allowed
-    load = dict.fromkeys(usable, 0)
     try:
         siblings = [p for p in parent.iterdir() if p.is_dir()]
     except OSError:
         siblings = []
-    for sibling in siblings:
-        for cpu in _cpu_list(_read(sibling / "cpuset.cpus")):
-            if cpu in load:
-                load[cpu] += 1
-    ranked = sorted(usable, key=lambda c: (load[c], -c))
-    return sorted(ranked[:max(1, min(count, len(ranked)))])
+    return least_taken(usable, (_read(sibling / "cpuset.cpus") for sibling in siblings), count)
 
 
 def leftovers(sweep_id: str, layout: Optional[Layout] = None) -> List[Path]:

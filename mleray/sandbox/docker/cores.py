@@ -9,22 +9,15 @@ from __future__ import annotations
 import math
 import os
 import threading
-from typing import Dict, List
+from typing import Dict
 
 import docker
+
+from mleray.sandbox.cpusets import cpu_text, least_taken
 
 LABEL_CPUSET = "mleray.cpuset"
 _ncpu: Dict[str, int] = {}
 _lock = threading.Lock()
-
-
-def _cpu_list(text: str) -> List[int]:
-    """'0-2,5' -> [0, 1, 2, 5]; '' -> []."""
-    out: List[int] = []
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        low, _, high = part.partition("-")
-        out += list(range(int(low), int(high or low) + 1))
-    return out
 
 
 def engine_cpus(client: docker.DockerClient) -> int:
@@ -38,12 +31,6 @@ def engine_cpus(client: docker.DockerClient) -> int:
 def pick(client: docker.DockerClient, cpus: float) -> str:
     """The cpuset (e.g. "1" or "0,2") for a new container asking for `cpus` CPUs."""
     with _lock:
-        total = engine_cpus(client)
-        load = dict.fromkeys(range(total), 0)
-        for container in client.api.containers(filters={"label": LABEL_CPUSET}):
-            for core in _cpu_list((container.get("Labels") or {}).get(LABEL_CPUSET, "")):
-                if core in load:
-                    load[core] += 1
-        count = max(1, min(total, math.ceil(cpus)))
-        ranked = sorted(load, key=lambda core: (load[core], -core))
-        return ",".join(str(core) for core in sorted(ranked[:count]))
+        running = client.api.containers(filters={"label": LABEL_CPUSET})
+        taken = ((container.get("Labels") or {}).get(LABEL_CPUSET, "") for container in running)
+        return cpu_text(least_taken(range(engine_cpus(client)), taken, math.ceil(cpus)))
