@@ -2,7 +2,7 @@
 
 stage data -> start the sandbox -> stream its log into agent.log (capped: CappedLog) -> snapshot the
 submission on cadence -> wait with the time limit, stopping the sandbox if its writable folders and
-its own tmpfs pass the tier's disk_gb (DiskWatch) -> grade every snapshot and the final submission
+what it holds outside them pass the tier's disk_gb (DiskWatch) -> grade every snapshot and the final submission
 outside the sandbox -> write result.json -> return the TrialResult.
 """
 
@@ -30,7 +30,7 @@ from mleray.trial.staging import stage
 
 
 def sandbox_spec(spec: TrialSpec, agent: AgentConfig, prepared, paths: TrialPaths, attempt: int,
-                 gpu_ids: List[str], description: Optional[Path]) -> SandboxSpec:
+                 gpu_ids: List[str], description: Optional[Path], sweep_id: str) -> SandboxSpec:
     tier = spec.resources
     gpu_fraction = min(tier.gpus, 1.0)  # the share of each assigned device (a whole device for gpus >= 1)
     env = {**agent.env, **{k: os.environ[k] for k in agent.env_passthrough if k in os.environ},
@@ -43,7 +43,7 @@ def sandbox_spec(spec: TrialSpec, agent: AgentConfig, prepared, paths: TrialPath
         code_dir=paths.code, logs_dir=paths.logs, agent_code=Path(agent.code) if agent.code else None,
         image=agent.image, env=env, cpus=tier.cpus, memory_gb=tier.memory_gb, pids=tier.pids,
         shm_gb=tier.shm_gb, disk_gb=tier.disk_gb, gpu_ids=list(gpu_ids), gpu_fraction=gpu_fraction,
-        network=agent.egress)
+        network=agent.egress, sweep_id=sweep_id, time_limit=tier.time_limit)  # reap; the inside limit
 
 
 def _description(prepared, kind: str) -> Optional[Path]:
@@ -86,8 +86,7 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
     description = _description(prepared, job.description)
     staging_s = time.monotonic() - t0
 
-    sb_spec = sandbox_spec(spec, agent, prepared, paths, attempt, list(gpu_ids), description)
-    sb_spec.sweep_id, sb_spec.time_limit = job.sweep_id, spec.resources.time_limit  # reap; the inside limit
+    sb_spec = sandbox_spec(spec, agent, prepared, paths, attempt, list(gpu_ids), description, job.sweep_id)
     t1 = time.monotonic()
     with make_sandbox(job.sandbox_kind, sb_spec, prepared, grace_period=job.grace_period,
                       max_submission_mb=job.max_submission_mb) as sandbox:
