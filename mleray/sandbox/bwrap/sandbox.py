@@ -166,13 +166,6 @@ class BwrapSandbox(Sandbox):
                      "--perms", "0755", "--dir", "/etc"]
             for path in _HOST_ETC:
                 args += ["--ro-bind-try", path, path]
-            made = set()
-            for python_root in _python_roots():
-                for parent in reversed(Path(python_root).parents[:-1]):  # bwrap makes them 0700 root
-                    if str(parent) not in made:
-                        args += ["--perms", "0755", "--dir", str(parent)]
-                        made.add(str(parent))
-                args += ["--ro-bind", python_root, python_root]
         args += ["--ro-bind", str(_ETC / "hosts"), "/etc/hosts"]
         if s.network and own_net:  # slirp's DNS forwarder in its own namespace
             args += ["--ro-bind", str(network.RESOLV_CONF), "/etc/resolv.conf"]
@@ -182,6 +175,14 @@ class BwrapSandbox(Sandbox):
         if s.shm_gb > 0:
             args += ["--size", str(int(s.shm_gb * 1024**3))]
         args += ["--tmpfs", "/dev/shm", "--perms", "0755", "--dir", "/home"]
+        if rt is None:  # after the sandbox's own /tmp and /dev: a venv under /tmp stays visible
+            made = {"/tmp", "/dev", "/home"}
+            for python_root in _python_roots():
+                for parent in reversed(Path(python_root).parents[:-1]):  # bwrap makes them 0700 root
+                    if str(parent) not in made:
+                        args += ["--perms", "0755", "--dir", str(parent)]
+                        made.add(str(parent))
+                args += ["--ro-bind", python_root, python_root]
         args += ["--ro-bind", str(s.data_dir), "/home/data", "--ro-bind", str(s.instructions), "/home/instructions.txt",
                  "--bind", str(s.submission_dir), "/home/submission", "--bind", str(s.code_dir), "/home/code",
                  "--bind", str(s.logs_dir), "/home/logs"]
