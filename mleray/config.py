@@ -60,6 +60,7 @@ class RayConfig:
     address: Optional[str] = None  # None: a local ray.init(); "auto": join a running cluster
     num_cpus: Optional[int] = None  # local Ray only
     num_gpus: Optional[float] = None  # local Ray only; >0 on a GPU-less machine fakes GPUs
+    dashboard: bool = False  # local Ray only: start Ray's dashboard (localhost:8265) and its `ray status` view
 
 
 @dataclass
@@ -79,6 +80,7 @@ class SweepConfig:
     snapshot_interval: float = 3600.0  # seconds between submission snapshots
     grace_period: float = 10.0  # seconds between SIGTERM and kill at the time limit
     max_submission_mb: float = 1024.0  # MiB; a larger submission (or snapshot, or /validate upload) is invalid
+    mlebench_data_uri: Optional[str] = None  # where `mleray data push` put MLE-bench data; nodes stage from it
     report: bool = True
 
 
