@@ -13,6 +13,7 @@ COMMANDS = {
     "images": ("mleray.sandbox.images", "build the offline base image and the built-in agents' images"),
     "report": ("analysis.__main__", "tables and figures for sweeps or grading reports"),
     "list": ("mleray.cli.listing", "list the suites, agents or competitions a sweep can name"),
+    "data": ("mleray.cli.data", "upload prepared MLE-bench competitions to an object store (data push)"),
     "setup": ("mleray.cli.setup", "install the offline competitions' raw-data packages (setup offline)"),
 }
 

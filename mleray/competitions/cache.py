@@ -11,6 +11,10 @@ name under a random key kept in `.answers/.key` (0600). The public folder's path
 read in /proc/self/mountinfo, names the competition and its version and nothing that leads to the
 answers: no `..` from it reaches them, and their folder's name cannot be computed without the key.
 
+MLE-bench competitions are staged into the same cache by `mleray.mlebench.data.stage` (public data
+at `<cache>/<id>/mlebench-<version>/public`, the answers in `.answers/`), never used beside each other
+where `mlebench prepare` left them.
+
 Concurrent callers (threads, processes, Ray actors on one node) serialise on an
 fcntl lock; the data are built in a temporary folder and renamed into place, so a reader never
 sees a half-written folder; a preparer killed midway leaves a temporary folder that the next
@@ -160,7 +164,7 @@ def prepare(comp: Competition, cache_root: Optional[Path] = None) -> PreparedCom
         if data is None:
             raise CompetitionError(f"competition {comp.id!r} is an MLE-bench competition but mleray.mlebench.data "
                                    f"is not available")
-        return data.locate(comp)
+        return data.stage(comp, cache_root)[0]  # copied into this cache: the answers into .answers/ too
     entry = cache_entry(comp, cache_root)
     entry.parent.mkdir(parents=True, exist_ok=True)
     answers = private_dir(entry)

@@ -11,8 +11,11 @@ serialises concurrent preparers with a file lock. Staging adds what a cluster ne
 - `stage_on_nodes(ids)` starts a zero-CPU Ray task pinned to every alive worker node that stages the
   given competitions there, for a script that wants the data ready before a sweep; the sweep driver
   does not call it (trials stage where they land, and cluster.yaml's worker setup warms a suite).
+- MLE-bench competitions are copied from the local prepared data or downloaded from the object store
+  `mleray data push` filled (`$MLERAY_MLEBENCH_DATA_URI`), checked file by file (mleray.mlebench.data).
 - `python -m mleray.trial.staging warm --suite offline` stages a suite on this node (cluster.yaml's
-  worker setup runs it), `python -m mleray.trial.staging status` lists what this node has staged.
+  worker setup runs it; `--public-only` leaves MLE-bench answers to the trials that grade),
+  `python -m mleray.trial.staging status` lists what this node has staged.
 
 Each staged competition leaves a manifest, `<cache>/.staging/<id>.json`: the cache entry (its
 version), the node, the seconds it took. The lock is `<cache>/.staging/<id>.lock`, on the node's
@@ -84,9 +87,44 @@ def _manifest_path(root: Path, competition_id: str) -> Path:
     return root / STAGING / f"{competition_id}.json"
 
 
+def _write_manifest(root: Path, staged: "Staged", entry: Path) -> None:
+    """World-readable: it names the public folder, never where the answers are."""
+    manifest = {**{k: v for k, v in asdict(staged).items() if k != "private_dir"}, "entry": str(entry),
+                "version": entry.name, "staged_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    tmp = _manifest_path(root, staged.competition_id).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, _manifest_path(root, staged.competition_id))
+
+
+def _stage_mlebench(comp, root: Path, timeout: Optional[float], on_wait: Optional[Callable[[str], None]],
+                    answers: bool, t0: float):
+    """An MLE-bench competition: from the local prepared data or the pushed object store (mleray.mlebench.data),
+    under the same node lock and wait messages as a local competition."""
+    from mleray.mlebench import data
+
+    node = socket.gethostname()
+    found = data.staged(comp, root, answers)
+    if found is not None:
+        return found, Staged(comp.id, str(found.public_dir), str(found.private_dir),
+                             round(time.monotonic() - t0, 3), 0.0, False, node)
+    (root / STAGING).mkdir(parents=True, exist_ok=True)
+    with open(root / STAGING / f"{comp.id}.lock", "a+") as lock:
+        waited = _acquire(lock, timeout, on_wait, f"competition {comp.id!r}")
+        try:
+            prepared, built = data.stage(comp, root, answers)
+            staged = Staged(comp.id, str(prepared.public_dir), str(prepared.private_dir),
+                            round(time.monotonic() - t0, 3), round(waited, 3), built, node)
+            if built:
+                _write_manifest(root, staged, prepared.public_dir.parent)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return prepared, staged
+
+
 def stage(competition_id: str, cache_root: Optional[Path] = None, timeout: Optional[float] = None,
-          on_wait: Optional[Callable[[str], None]] = None):
+          on_wait: Optional[Callable[[str], None]] = None, answers: bool = True):
     """Stages one competition on this node (once) and returns `(PreparedCompetition, Staged)`.
+    `answers=False` stages an MLE-bench competition's public data only (a warm-up; grading fetches them).
 
     Raises CompetitionError when the competition is unknown or cannot be prepared (a missing
     package names its install command), and StagingTimeout when another process held the node's
@@ -99,10 +137,8 @@ def stage(competition_id: str, cache_root: Optional[Path] = None, timeout: Optio
                                             f"(local: {', '.join(competitions.list_ids()) or 'none'})")
     root = _root(cache_root)
     node = socket.gethostname()
-    if comp.source != "local" or comp.root is None:  # MLE-bench data: located, not prepared here
-        prepared = competitions.prepare(comp, cache_root=cache_root)
-        return prepared, Staged(comp.id, str(prepared.public_dir), str(prepared.private_dir),
-                                round(time.monotonic() - t0, 3), 0.0, False, node)
+    if comp.source != "local" or comp.root is None:  # MLE-bench data: copied or downloaded, not prepared
+        return _stage_mlebench(comp, root, timeout, on_wait, answers, t0)
     entry = competitions.cache_entry(comp, root)
     if (entry / competitions.cache.DONE).is_file():  # the common case: already staged, no lock
         prepared = competitions.prepare(comp, cache_root=root)
@@ -117,25 +153,19 @@ def stage(competition_id: str, cache_root: Optional[Path] = None, timeout: Optio
             staged = Staged(comp.id, str(prepared.public_dir), str(prepared.private_dir),
                             round(time.monotonic() - t0, 3), round(waited, 3), not ready, node)
             if not ready:
-                # World-readable: it names the public folder, never where the answers are.
-                manifest = {**{k: v for k, v in asdict(staged).items() if k != "private_dir"}, "entry": str(entry),
-                            "version": entry.name,
-                            "staged_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-                tmp = _manifest_path(root, comp.id).with_suffix(".json.tmp")
-                tmp.write_text(json.dumps(manifest, indent=2))
-                os.replace(tmp, _manifest_path(root, comp.id))
+                _write_manifest(root, staged, entry)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return prepared, staged
 
 
 def stage_many(ids: Iterable[str], cache_root: Optional[Path] = None, timeout: Optional[float] = None,
-               on_wait: Optional[Callable[[str], None]] = None) -> List[dict]:
+               on_wait: Optional[Callable[[str], None]] = None, answers: bool = True) -> List[dict]:
     """Stages each competition; one dict per id: the Staged fields, or {"competition_id", "error"}."""
     results = []
     for cid in dict.fromkeys(ids):
         try:
-            results.append(asdict(stage(cid, cache_root, timeout, on_wait)[1]))
+            results.append(asdict(stage(cid, cache_root, timeout, on_wait, answers)[1]))
         except Exception as err:  # reported per competition; the rest still stage
             results.append({"competition_id": cid, "error": f"{type(err).__name__}: {err}",
                             "node": socket.gethostname()})
@@ -191,6 +221,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     warm.add_argument("--suite", help="every competition of configs/suites/<suite>.yaml")
     warm.add_argument("--cache", help="cache root (default: $MLERAY_CACHE_DIR or ~/.cache/mleray)")
     warm.add_argument("--timeout", type=float, help="seconds to wait for another process staging the same data")
+    warm.add_argument("--public-only", action="store_true",
+                      help="MLE-bench competitions: stage the public data only (the answers come where grading runs)")
     sub.add_parser("status", help="what this node has staged").add_argument("--cache")
     args = parser.parse_args(argv)
     cache = Path(args.cache) if args.cache else None
@@ -209,7 +241,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not ids:
         parser.error("name competition ids or --suite")
     failed = 0
-    for result in stage_many(ids, cache, args.timeout, on_wait=lambda m: print(f"  {m}", flush=True)):
+    for result in stage_many(ids, cache, args.timeout, on_wait=lambda m: print(f"  {m}", flush=True),
+                             answers=not args.public_only):
         if "error" in result:
             failed += 1
             print(f"{result['competition_id']:<28} FAILED  {result['error']}", flush=True)
