@@ -97,6 +97,7 @@ class AgentConfig:
     env: Dict[str, str] = field(default_factory=dict)
     env_passthrough: List[str] = field(default_factory=list)  # names copied from the driver's env (API keys)
     egress: bool = False  # needs network (LLM APIs)
+    step_limit: Optional[int] = None  # STEP_LIMIT inside (MLE-bench agents' step budget); None: unset
 
 
 def _schema_type(schema: Any, key: str) -> Any:

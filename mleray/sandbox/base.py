@@ -42,6 +42,7 @@ class SandboxSpec:
     code_dir: Path  # -> /home/code
     logs_dir: Path  # -> /home/logs
     agent_code: Optional[Path] = None  # -> /home/agent (read-only)
+    instructions_obfuscated: Optional[Path] = None  # -> /home/instructions_obfuscated.txt (read-only)
     image: Optional[str] = None  # docker image
     env: Dict[str, str] = field(default_factory=dict)
     cpus: float = 1.0

@@ -34,7 +34,7 @@ from typing import Callable, Iterable, List, Optional
 
 from mleray import paths
 from mleray.config import AgentConfig, ConfigError, load_agent
-from mleray.sandbox import runtime
+from mleray.sandbox import mlebench_images, runtime
 from mleray.sandbox.docker import engine
 from mleray.sandbox.docker.engine import image_exists
 from mleray.sandbox.runtime import SUITE, BuildError, make_rootfs
@@ -225,8 +225,8 @@ def build_agent(agent: AgentConfig, base: Optional[str] = None, log: Log = print
         if not image_exists(agent.image, client):
             log(f"{agent.name}: image {agent.image} is not on this engine and has no build_context: "
                 "build or load it yourself")
-        else:
-            make_home_writable(agent.image, log)
+        else:  # derived once per image id, the user's tag left alone (the runner derives it too)
+            mlebench_images.writable_image(agent.image, log)
         return agent.image
     context = Path(agent.build_context)
     if not (context / "Dockerfile").is_file():
@@ -291,9 +291,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                        help="only build the bwrap agent runtime (a Debian root folder; no Docker needed)")
     which.add_argument("--no-runtime", action="store_true", help="do not build the bwrap agent runtime")
     b.add_argument("agents", nargs="*", help="agent names (configs/agents/*.yaml); default all")
+    mlebench_images.add_commands(sub)  # mlebench-env, mlebench-agent
     args = parser.parse_args(argv)
     try:
-        if args.runtime_only:
+        if args.cmd != "build":
+            mlebench_images.run_command(args)
+        elif args.runtime_only:
             runtime.build()
         elif args.base_only:
             build_base(args.base or BASE_TAG)

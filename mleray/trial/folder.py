@@ -20,7 +20,7 @@ from mleray.paths import scratch_dir
 from mleray.storage.backends import SweepStorage, is_local_location, open_location
 
 MIRROR_EVERY_S = 10.0
-INSTRUCTIONS = Path(__file__).with_name("instructions.txt")  # copied into each trial folder
+INSTRUCTIONS = Path(__file__).with_name("instructions.txt")  # mleray's own; MLE-bench's when its clone is installed
 
 
 @dataclass
@@ -43,6 +43,8 @@ class TrialPaths:
     def result(self) -> Path: return self.root / "result.json"
     @property
     def instructions(self) -> Path: return self.root / "instructions.txt"
+    @property
+    def instructions_obfuscated(self) -> Path: return self.root / "instructions_obfuscated.txt"
 
     def fresh(self) -> "TrialPaths":
         """Empties what an earlier attempt left, so an attempt never grades its predecessor's file."""
@@ -50,7 +52,10 @@ class TrialPaths:
             shutil.rmtree(self.root)
         for folder in (self.submission, self.code, self.logs, self.snapshots):
             folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(INSTRUCTIONS, self.instructions)
+        from mleray.sandbox.mlebench_images import instructions  # MLE-bench's text from its clone, else ours
+
+        shutil.copyfile(instructions(), self.instructions)
+        shutil.copyfile(instructions(obfuscated=True), self.instructions_obfuscated)
         return self
 
 

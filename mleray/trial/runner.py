@@ -21,6 +21,7 @@ from mleray.grading import grade_submission
 from mleray.records import Status, TrialResult, now
 from mleray.sandbox import make_sandbox
 from mleray.sandbox.base import ExitInfo, SandboxError, SandboxSpec
+from mleray.sandbox.mlebench_images import agent_env, writable_image
 from mleray.sweep.trials import TrialJob, TrialSpec
 from mleray.trial.agent_files import refusal
 from mleray.trial.bounds import DiskWatch, stream
@@ -33,12 +34,14 @@ def sandbox_spec(spec: TrialSpec, agent: AgentConfig, prepared, paths: TrialPath
                  gpu_ids: List[str], description: Optional[Path], sweep_id: str) -> SandboxSpec:
     tier = spec.resources
     gpu_fraction = min(tier.gpus, 1.0)  # the share of each assigned device (a whole device for gpus >= 1)
-    env = {**agent.env, **{k: os.environ[k] for k in agent.env_passthrough if k in os.environ},
+    env = {**agent_env(agent.env, tier.time_limit, agent.step_limit, gpu_ids, gpu_fraction),  # MLE-bench's
+           **{k: os.environ[k] for k in agent.env_passthrough if k in os.environ},
            "COMPETITION_ID": spec.competition, "MLERAY_TIME_LIMIT": str(int(tier.time_limit)),
            "MLERAY_SEED": str(spec.seed), "MLERAY_GPU_FRACTION": str(gpu_fraction)}
     return SandboxSpec(
         sweep=spec.sweep, trial_id=spec.trial_id, attempt=attempt, command=agent.command + agent.args,
         data_dir=prepared.public_dir, description=description, instructions=paths.instructions,
+        instructions_obfuscated=paths.instructions_obfuscated,
         submission_dir=paths.submission,
         code_dir=paths.code, logs_dir=paths.logs, agent_code=Path(agent.code) if agent.code else None,
         image=agent.image, env=env, cpus=tier.cpus, memory_gb=tier.memory_gb, pids=tier.pids,
@@ -81,6 +84,8 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
     spec, attempt = job.spec, job.attempt
     started, t0 = now(), time.monotonic()
     agent = load_agent(spec.agent)
+    if job.sandbox_kind == "docker" and agent.image:  # /home writable by uid 1000, as MLE-bench images expect
+        agent = dataclasses.replace(agent, image=writable_image(agent.image, on_line))
     # Node-local, once per node; a trial that finds another staging the same data waits and says so.
     prepared, _ = stage(spec.competition, on_wait=on_line)
     description = _description(prepared, job.description)

@@ -58,6 +58,7 @@ _LIMIT_SCRIPT = (
 _LAYOUT = (
     ("data_dir", "/home/data", "ro"),
     ("instructions", "/home/instructions.txt", "ro"),
+    ("instructions_obfuscated", "/home/instructions_obfuscated.txt", "ro"),
     ("submission_dir", "/home/submission", "rw"),
     ("code_dir", "/home/code", "rw"),
     ("logs_dir", "/home/logs", "rw"),
