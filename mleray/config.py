@@ -64,6 +64,32 @@ class RayConfig:
 
 
 @dataclass
+class PriceConfig:
+    """Dollars per million tokens for one model (cached_input: the input price when not given)."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cached_input: Optional[float] = None
+
+
+@dataclass
+class LLMConfig:
+    """The LLM gateway for agents with `llm: true` (mleray/llm): upstream, prices, per-trial budgets, bounds."""
+
+    upstream: Optional[str] = None  # OpenAI-compatible base URL; None: the driver's $OPENAI_BASE_URL, else OpenAI's
+    anthropic_upstream: Optional[str] = None  # None: the driver's $ANTHROPIC_BASE_URL, else Anthropic's
+    prices: Dict[str, PriceConfig] = field(default_factory=dict)  # model (or a prefix before '-') -> price
+    max_cost_usd: Optional[float] = None  # per trial; past it, calls are answered 429
+    max_tokens: Optional[int] = None  # input + output tokens per trial
+    max_calls: Optional[int] = None  # calls per trial
+    max_concurrency: int = 4  # calls in flight at once per trial
+    max_request_mb: float = 8.0
+    max_response_mb: float = 32.0
+    max_log_mb: float = 64.0  # llm.jsonl with request/response bodies; past it, entries without them
+    timeout_s: float = 600.0  # seconds one upstream call may take
+
+
+@dataclass
 class SweepConfig:
     name: str = "default"
     storage: str = "runs"
@@ -80,6 +106,7 @@ class SweepConfig:
     snapshot_interval: float = 3600.0  # seconds between submission snapshots
     grace_period: float = 10.0  # seconds between SIGTERM and kill at the time limit
     max_submission_mb: float = 1024.0  # MiB; a larger submission (or snapshot, or /validate upload) is invalid
+    llm: LLMConfig = field(default_factory=LLMConfig)
     mlebench_data_uri: Optional[str] = None  # where `mleray data push` put MLE-bench data; nodes stage from it
     report: bool = True
 
@@ -98,6 +125,7 @@ class AgentConfig:
     env_passthrough: List[str] = field(default_factory=list)  # names copied from the driver's env (API keys)
     egress: bool = False  # needs network (LLM APIs)
     step_limit: Optional[int] = None  # STEP_LIMIT inside (MLE-bench agents' step budget); None: unset
+    llm: bool = False  # talks to models through mleray's LLM gateway (network stays none; mleray/llm)
 
 
 def _schema_type(schema: Any, key: str) -> Any:

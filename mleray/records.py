@@ -101,6 +101,21 @@ class TrialResult:
     # graded snapshots: [{"elapsed_s", "path", "score", "valid_submission", "above_median",
     #                     "any_medal", "gold_medal", "silver_medal", "bronze_medal", "reason"}]
     snapshots: List[Dict[str, Any]] = field(default_factory=list)
+    # LLM agents (mleray/llm; every call in trials/<id>/llm.jsonl): calls forwarded upstream, tokens
+    # (input counts cached ones too), dollars from llm.prices, upstream errors, calls the gateway answered
+    # itself (budget, bounds), total latency, the budget that ran out ("" when none), unpriced models,
+    # and per model {calls, input_tokens, output_tokens, cached_tokens, cost_usd}. None: not an LLM agent.
+    llm_calls: Optional[int] = None
+    llm_input_tokens: Optional[int] = None
+    llm_output_tokens: Optional[int] = None
+    llm_cached_tokens: Optional[int] = None
+    llm_cost_usd: Optional[float] = None
+    llm_errors: Optional[int] = None
+    llm_refused: Optional[int] = None
+    llm_latency_s: Optional[float] = None
+    llm_budget_exhausted: Optional[str] = None
+    llm_unpriced_models: Optional[List[str]] = None
+    llm_models: Optional[Dict[str, Dict[str, Any]]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)

@@ -54,6 +54,7 @@ class SandboxSpec:
     gpu_fraction: float = 0.0  # the share of each device this trial holds
     network: bool = False  # egress for agents that call LLM APIs
     validate_socket: Optional[Path] = None  # unix socket of the outside validation server
+    llm_socket: Optional[Path] = None  # unix socket of the outside LLM gateway (mleray/llm), for llm agents
     description: Optional[Path] = None  # mounted over /home/data/description.md (e.g. the obfuscated one)
     sweep_id: str = ""  # the sweep's name plus a hash of its storage location (TrialJob.sweep_id); "" = `sweep`
     time_limit: Optional[float] = None  # seconds; enforced inside the sandbox too where the backend can

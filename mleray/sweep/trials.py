@@ -7,7 +7,7 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterable, List
+from typing import Any, Iterable, List
 from urllib.parse import urlsplit, urlunsplit
 
 from mleray.config import SweepConfig, TierConfig
@@ -50,12 +50,15 @@ class TrialJob:
     snapshot_interval: float
     grace_period: float
     max_submission_mb: float = 1024.0
+    llm: Any = None  # mleray.llm.LLMJob: the gateway's settings; its upstream keys as a Ray reference
 
     @classmethod
     def of(cls, cfg: SweepConfig, spec: TrialSpec, location: Path | str, sandbox_kind: str,
            attempt: int = 0) -> "TrialJob":
+        from mleray.llm import LLMJob
+
         return cls(spec, str(location), attempt, sandbox_kind, cfg.description.value, cfg.snapshot_interval,
-                   cfg.grace_period, cfg.max_submission_mb)
+                   cfg.grace_period, cfg.max_submission_mb, LLMJob.of(cfg.llm))
 
     @property
     def sweep_id(self) -> str:

@@ -8,6 +8,7 @@ outside the sandbox -> write result.json -> return the TrialResult.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -92,8 +93,16 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
     staging_s = time.monotonic() - t0
 
     sb_spec = sandbox_spec(spec, agent, prepared, paths, attempt, list(gpu_ids), description, job.sweep_id)
+    gateway = contextlib.ExitStack()  # an llm agent's gateway (mleray/llm), outside the sandbox, for its life
+    if agent.llm:
+        from mleray.llm import trial_gateway
+
+        llm, llm_env, sb_spec.llm_socket = gateway.enter_context(trial_gateway(job.llm, paths.root))
+        sb_spec.env.update(llm_env)
     t1 = time.monotonic()
-    with make_sandbox(job.sandbox_kind, sb_spec, prepared, grace_period=job.grace_period,
+    if agent.llm:
+        llm.t0 = t1  # llm.jsonl's elapsed_s on the snapshots' clock
+    with gateway, make_sandbox(job.sandbox_kind, sb_spec, prepared, grace_period=job.grace_period,
                       max_submission_mb=job.max_submission_mb) as sandbox:
         pump = stream(sandbox, paths.agent_log, on_line)
         watch = DiskWatch(sandbox, [paths.submission, paths.code, paths.logs], sb_spec.disk_gb,
@@ -128,7 +137,7 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
         agent_s=round(agent_s, 3), grading_s=round(grading_s, 3), node_id=node[0], node_ip=node[1],
         gpu_ids=list(gpu_ids), cpus=spec.resources.cpus, memory_gb=spec.resources.memory_gb,
         gpus=spec.resources.gpus, time_limit=spec.resources.time_limit, snapshots=snapshots,
-        isolation=isolation)
+        isolation=isolation, **(llm.ledger.fields() if agent.llm else {}))
     # relative to the sweep folder, so the same whatever the storage
     kept = final.exists() and refusal(final) is None  # a link planted by the agent is not offered to readers
     record.submission_path = f"trials/{spec.trial_id}/{final.relative_to(paths.root)}" if kept else None

@@ -36,6 +36,7 @@ from typing import IO, Dict, Iterator, List, Optional, Sequence
 
 import psutil
 
+from mleray.llm import inside as llm_inside
 from mleray.sandbox import disk, runtime, validation
 from mleray.sandbox.base import LINE_CAP_BYTES, ExitInfo, NotStarted, Sandbox, SandboxError, SandboxSpec, cut_line
 from mleray.sandbox.bwrap import cgroup, launch, network, seccomp
@@ -190,7 +191,7 @@ class BwrapSandbox(Sandbox):
             args += ["--ro-bind", str(s.description), "/home/data/description.md"]
         if s.agent_code:
             args += ["--ro-bind", str(s.agent_code), "/home/agent"]
-        for host, inside, mode in validation.inside_mounts(s):
+        for host, inside, mode in validation.inside_mounts(s) + llm_inside.inside_mounts(s):
             args += ["--ro-bind" if mode == "ro" else "--bind", str(host), inside]
         args += launch.env_args(self._env())
         args += ["--chdir", "/home", "--"]
@@ -203,13 +204,13 @@ class BwrapSandbox(Sandbox):
         cores = str(self._cores())
         return {"PATH": path, "HOME": "/home", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": cores,
                 "OPENBLAS_NUM_THREADS": cores, "MKL_NUM_THREADS": cores, **self.spec.env,
-                **validation.inside_env(self.spec)}
+                **validation.inside_env(self.spec), **llm_inside.inside_env(self.spec)}
 
     def _command(self, rt: Optional[Path]) -> List[str]:
         cmd = list(self.spec.command)
         if cmd and cmd[0] in _PYTHON_NAMES:
             cmd[0] = runtime.PYTHON if rt else sys.executable  # numpy/pandas/sklearn: the runtime's, or the host's
-        return validation.wrap_command(cmd)
+        return validation.wrap_command(llm_inside.wrap_command(cmd))
 
     # -- starting --------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Tuple
 
 from docker.types import DeviceRequest, LogConfig, Mount
 
+from mleray.llm import inside as llm_inside
 from mleray.sandbox import validation
 from mleray.sandbox.base import SandboxError, SandboxSpec
 from mleray.sandbox.docker import network
@@ -82,7 +83,8 @@ def mounts(spec: SandboxSpec) -> List[Tuple[str, str, str]]:
             out.append((str(Path(value).resolve()), target, mode))
     if spec.description is not None:  # e.g. the obfuscated description, over the original
         out.append((str(Path(spec.description).resolve()), "/home/data/description.md", "ro"))
-    out += [(str(Path(h).resolve()), c, m) for h, c, m in validation.inside_mounts(spec)]
+    pieces = validation.inside_mounts(spec) + llm_inside.inside_mounts(spec)
+    out += [(str(Path(h).resolve()), c, m) for h, c, m in pieces]
     return out
 
 
@@ -100,6 +102,7 @@ def environment(spec: SandboxSpec) -> Dict[str, str]:
     # Inside, the runtime shows only the requested devices, numbered from 0.
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(spec.gpu_ids)))
     env.update(validation.inside_env(spec))
+    env.update(llm_inside.inside_env(spec))
     return env
 
 
@@ -136,7 +139,7 @@ def container_kwargs(spec: SandboxSpec, grace_period: float = 10.0, layer_size: 
     if not spec.command:
         raise SandboxError(f"trial {spec.trial_id}: empty agent command")
     memory = int(spec.memory_gb * GIB)
-    command = validation.wrap_command(list(spec.command))
+    command = validation.wrap_command(llm_inside.wrap_command(list(spec.command)))
     labels = dict(spec.labels)
     limit = time_limit(spec)
     if limit is not None and limit > 0:
