@@ -476,6 +476,7 @@ def push(ids: Iterable[str], uri: str, on_line: Callable[[str], None] = print) -
         comps.append(comp)
     fs, base = _split(uri)
     local_fs = fs.type_name == "local"
+    fs.create_dir(base, recursive=True)  # an object store's bucket too, where the URI allows creating it
     results = []
     for comp in comps:
         t0 = time.monotonic()

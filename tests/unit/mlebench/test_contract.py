@@ -111,6 +111,7 @@ def test_grade_submission_equals_grade_csv_on_synthetic_prepared_data(tmp_path, 
                         f"({official_board}); install it from a clone with Git LFS to compare grade_csv")
     data_dir = tmp_path / "data"
     monkeypatch.setenv(data.ENV_DATA_DIR, str(data_dir))
+    monkeypatch.setenv("MLERAY_CACHE_DIR", str(tmp_path / "cache"))  # prepare() stages into the node cache
     subs = _synthetic_layout(data_dir, np.random.default_rng(7))
     reg = official_registry.set_data_dir(data_dir)
     compared = 0

@@ -16,6 +16,8 @@ from mleray.mlebench import catalog, data, preflight
 def data_dir(tmp_path, monkeypatch):
     path = tmp_path / "mle-bench-data"
     monkeypatch.setenv(data.ENV_DATA_DIR, str(path))
+    monkeypatch.setenv("MLERAY_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(data.ENV_DATA_URI, raising=False)
     return path
 
 
@@ -54,8 +56,13 @@ def test_locate_finds_the_prepared_folders(data_dir):
     assert isinstance(prepared, PreparedCompetition)
     assert prepared.public_dir == data_dir / "leaf-classification" / "prepared" / "public"
     assert prepared.private_dir == data_dir / "leaf-classification" / "prepared" / "private"
-    # the registry's prepare() hands MLE-bench competitions to locate()
-    assert competitions.prepare(competitions.get("leaf-classification")).private_dir == prepared.private_dir
+    # the registry's prepare() stages them into the node cache: the answers root-only, not beside public
+    staged = competitions.prepare(competitions.get("leaf-classification"))
+    assert staged.answers_path.read_bytes() == prepared.answers_path.read_bytes()
+    assert (staged.public_dir / "description.md").read_text() == "# task\n"
+    assert not (staged.public_dir.parent / "private").exists()
+    assert ".answers" in staged.private_dir.parts and staged.private_dir.parts[-3:] == (
+        "leaf-classification", "prepared", "private")
 
 
 def test_locate_with_a_private_sample_submission(data_dir):

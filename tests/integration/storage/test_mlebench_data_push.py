@@ -1,0 +1,155 @@
+"""`mleray data push` and nodes staging MLE-bench data from an object store, end to end.
+
+moto's S3 server (in a thread of the test process) is the named stand-in for S3, as in
+test_s3_storage.py: pyarrow's real S3 filesystem talks to it over HTTP. Nodes are processes: two share
+one node cache (the second waits for the first's lock, nothing is fetched twice), a third has a cache
+of its own (another node), all three at once. A corrupted object is refused by its checksum."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, require
+
+from mleray.cli import data as data_cli
+from mleray.mlebench import catalog, data
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+CID = "leaf-classification"
+
+
+@pytest.fixture
+def s3_uri(monkeypatch):
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        require(False, "moto[server] is not installed (pip install -e .[test])")
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    # moto keeps its buckets per process, not per server: a prefix of each test's own
+    yield f"s3://mleray-data/{uuid.uuid4().hex[:8]}?endpoint_override={host}:{port}&scheme=http&allow_bucket_creation=true"
+    server.stop()
+
+
+@pytest.fixture
+def prepared(tmp_path, monkeypatch):
+    """`mlebench prepare` output for one competition: 40 public files of 64 KiB and the answers."""
+    root = tmp_path / "mle-bench-data"
+    monkeypatch.setenv(data.ENV_DATA_DIR, str(root))
+    monkeypatch.delenv(data.ENV_DATA_URI, raising=False)
+    public, private = root / CID / "prepared" / "public", root / CID / "prepared" / "private"
+    (public / "images").mkdir(parents=True)
+    private.mkdir(parents=True)
+    for i in range(40):
+        (public / "images" / f"{i}.jpg").write_bytes(os.urandom(64 << 10))
+    (public / "description.md").write_text("# leaves\n")
+    (public / "sample_submission.csv").write_text("id,y\n1,0\n")
+    (private / "test.csv").write_text("id,y\n1,ANSWER\n")
+    return root
+
+
+STAGE = textwrap.dedent("""\
+    import json, sys
+    from mleray.trial.staging import stage
+    prepared, staged = stage(sys.argv[1], on_wait=lambda m: print("WAIT", m, file=sys.stderr, flush=True))
+    print(json.dumps({"public": str(prepared.public_dir), "answers": str(prepared.answers_path),
+                      "prepared_here": staged.prepared_here, "waited_s": staged.waited_s}))
+    """)
+
+
+def _stager(uri: str, cache: Path) -> subprocess.Popen:
+    env = {**os.environ, **AWS_ENV, data.ENV_DATA_URI: uri, "MLERAY_CACHE_DIR": str(cache)}
+    env.pop(data.ENV_DATA_DIR, None)  # a node has no prepared data of its own
+    return subprocess.Popen([sys.executable, "-c", STAGE, CID], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_push_then_three_processes_on_two_nodes_stage_at_once(s3_uri, prepared, tmp_path, capsys):
+    assert data_cli.main(["push", CID, s3_uri]) == 0
+    assert "pushed 43 files" in capsys.readouterr().out
+    assert data_cli.main(["push", CID, s3_uri]) == 0  # once: the same digest is not uploaded again
+    assert f"already at {s3_uri.split('?')[0]}" in capsys.readouterr().out
+
+    from mleray.storage.backends import split_uri
+
+    fs, base = split_uri(s3_uri)
+    manifests = {part: json.loads(fs.open_input_stream(f"{base}/{part}/{CID}/manifest.json").read())
+                 for part in ("public", "private")}
+    assert set(manifests["public"]["files"]) == {"description.md", "sample_submission.csv",
+                                                 *(f"images/{i}.jpg" for i in range(40))}
+    assert set(manifests["private"]["files"]) == {"test.csv"}  # the answers only under private/
+    assert manifests["public"]["digest"] == manifests["private"]["digest"]
+
+    node_a, node_b = tmp_path / "node-a-cache", tmp_path / "node-b-cache"
+    procs = [_stager(s3_uri, node_a), _stager(s3_uri, node_a), _stager(s3_uri, node_b)]
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        outs.append(json.loads(out.splitlines()[-1]))
+    assert [o["prepared_here"] for o in outs[:2]].count(True) == 1  # node a: one fetched, one waited or found it
+    assert outs[2]["prepared_here"]
+    source = prepared / CID / "prepared"
+    for out in outs:
+        public = Path(out["public"])
+        assert Path(out["answers"]).read_text() == "id,y\n1,ANSWER\n"
+        assert not (public.parent / "private").exists() and ".answers" in Path(out["answers"]).parts
+        for rel in manifests["public"]["files"]:
+            assert (public / rel).read_bytes() == (source / "public" / rel).read_bytes(), rel
+    assert outs[0]["public"] == outs[1]["public"]
+
+
+def test_a_corrupted_upload_is_refused_by_its_checksum(s3_uri, prepared, tmp_path, monkeypatch):
+    assert data_cli.main(["push", CID, s3_uri]) == 0
+    from mleray.storage.backends import split_uri
+
+    fs, base = split_uri(s3_uri)
+    digest = json.loads(fs.open_input_stream(f"{base}/public/{CID}/manifest.json").read())["digest"]
+    with fs.open_output_stream(f"{base}/public/{CID}/{digest}/images/7.jpg") as out:
+        out.write(b"not the pushed bytes")
+    monkeypatch.setenv(data.ENV_DATA_URI, s3_uri)
+    monkeypatch.setenv("MLERAY_CACHE_DIR", str(tmp_path / "node-cache"))
+    from mleray.competitions import CompetitionError
+    from mleray.trial.staging import stage
+
+    with pytest.raises(CompetitionError) as err:
+        stage(CID)
+    text = str(err.value)
+    assert "public/images/7.jpg" in text and "fails its checksum" in text and "mleray data push" in text
+    assert "endpoint_override" not in text  # the URI as a user names it
+    entry_parent = tmp_path / "node-cache" / CID
+    assert [p.name for p in entry_parent.iterdir()] == [f"mlebench-{digest[:12]}.lock"]  # no entry, no temporary
+    # Pushed again (same digest, so the object is rewritten only after the manifest check) it stages.
+    with fs.open_output_stream(f"{base}/public/{CID}/{digest}/images/7.jpg") as out:
+        out.write((prepared / CID / "prepared" / "public" / "images" / "7.jpg").read_bytes())
+    assert stage(CID)[0].answers_path.read_text() == "id,y\n1,ANSWER\n"
+
+
+def _ours(stderr: str) -> list:
+    """mleray's lines of stderr (moto's server logs its requests there too, and its logging errors), and any
+    traceback through mleray's own code."""
+    assert "mleray/mlebench" not in stderr and "mleray/cli" not in stderr, stderr[-2000:]
+    return [line for line in stderr.splitlines() if line.startswith("mleray")]
+
+
+def test_preflight_and_push_errors_are_one_line(s3_uri, prepared, monkeypatch, capsys):
+    monkeypatch.setenv(data.ENV_DATA_URI, s3_uri)
+    problems = data.preflight([CID])
+    assert any(f"mleray data push {CID} {s3_uri.split('?')[0]}" in p for p in problems), problems
+    assert data_cli.main(["push", "titanic", s3_uri]) == 2
+    err = _ours(capsys.readouterr().err)
+    assert len(err) == 1 and "not an MLE-bench competition" in err[0]
+    assert catalog.get("spaceship-titanic") is not None
+    assert data_cli.main(["push", "spaceship-titanic", s3_uri]) == 2  # not prepared here
+    err = _ours(capsys.readouterr().err)
+    assert len(err) == 1 and "mlebench prepare -c spaceship-titanic" in err[0]
