@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from mleray.sandbox.base import SandboxError
+from mleray.sandbox.base import LINE_CAP_BYTES, SandboxError
 from mleray.sandbox.docker import DockerSandbox, container_kwargs
-from mleray.sandbox.validation import ValidationServer, socket_path_for
+from mleray.sandbox.validation import GRADER_ERROR, ValidationServer, socket_path_for
 from helpers import make_spec
 
 
@@ -191,6 +191,34 @@ def test_every_log_line_arrives_in_order(base_image, trial_dirs):
     assert lines == [f"line {i}" for i in range(20000)] + ["last line without newline"]
 
 
+def test_an_over_long_line_costs_the_reader_one_line_cap(base_image, trial_dirs):
+    """50 MB without a newline, then two short lines: the reader keeps 64 KiB of it with a note saying how
+    much was dropped, and the lines after it arrive (it used to hold the whole line, and lose what came
+    after it once the engine's 30 MB log rotated)."""
+    code = ("import sys\nw = sys.stdout.buffer.write\nw(b'start\\n')\nfor _ in range(50):\n    w(b'x' * 2**20)\n"
+            "w(b'\\nafter 1\\nafter 2\\n')\n")
+    lines, info, _ = run(make_spec(trial_dirs, ["python3", "-c", code]), timeout=120)
+    assert info.exit_code == 0
+    assert lines[-2:] == ["after 1", "after 2"], [line[:80] for line in lines]
+    long = [line for line in lines if line.startswith("xxx")]
+    assert len(long) <= 1 and len(lines) <= 4
+    if long:  # whatever of it the engine still kept after rotating out its oldest entries
+        assert long[0].startswith("x" * LINE_CAP_BYTES + " [mleray: line cut, ")
+
+
+def test_a_log_that_outgrows_the_engines_cap_is_read_without_repeats(base_image, trial_dirs):
+    """40 MB of numbered lines as fast as the agent can write them (the engine keeps 30 MB): every line
+    the reader yields is one the agent wrote, once, in order, the last one included."""
+    code = ("import sys\nw = sys.stdout.write\npad = 'p' * 200\nfor i in range(200000):\n"
+            "    w('%d %s\\n' % (i, pad))\nw('end\\n')\n")
+    lines, info, _ = run(make_spec(trial_dirs, ["python3", "-c", code]), timeout=180)
+    assert info.exit_code == 0
+    assert lines[-1] == "end"
+    numbers = [int(line.split()[0]) for line in lines[:-1]]
+    assert numbers == sorted(set(numbers)), "a line repeated or out of order"
+    assert numbers[-1] == 199999 and len(numbers) > 50000
+
+
 def test_stderr_and_exit_codes(base_image, trial_dirs):
     lines, info, _ = run(make_spec(trial_dirs, ["sh", "-c", "echo out; sleep 0.2; echo err >&2; exit 3"]))
     assert lines == ["out", "err"] and info.exit_code == 3 and info.reason == "exit 3"
@@ -240,7 +268,7 @@ def test_validation_from_inside(base_image, nocurl_image, trial_dirs, image):
     assert info.exit_code == 0, (info, lines)
     answers = [json.loads(line) for line in lines if line.startswith("{")]
     assert answers[0] == {"result": "Submission is valid.", "valid": True}
-    assert answers[1] == {"result": "Submission invalid! columns must be id,y", "valid": False}
+    assert answers[1] == {"result": f"Submission invalid! {GRADER_ERROR}\ncolumns must be id,y", "valid": False}
     assert answers[2] == answers[1]
     if image == "base":
         assert answers[3] == answers[0]
