@@ -9,8 +9,11 @@ shim (`inside/validate_shim.py`), which `wrap_command` starts: it listens on 127
 and /home/validate_submission.sh posts a file there (curl, or python3 when curl is absent). Both
 backends use `inside_mounts(spec)` and `wrap_command(command)`; it works with network none.
 
-The answer is MLE-bench's grading server's JSON, `{"result": "Submission is valid."}` or
-`{"result": "Submission invalid! <reason>"}`, plus `"valid": true|false`.
+The answer is MLE-bench's grading server's JSON plus `"valid": true|false`: `{"result": "Submission is
+valid."}`, or for a submission its grader rejects the same leading sentence as MLE-bench's, `Submission
+invalid! The attempt to grade the submission has resulted in the following error message:`, then a newline
+and mleray's reason (MLE-bench prints the grader's exception there). The file checks keep MLE-bench's own
+sentences (`Submission invalid! Submission file ... does not exist.`, `... must be a CSV file.`).
 
 The agent is untrusted, so every request is bounded: in size (an upload over the sweep's
 max_submission_mb is refused unread, 413), in time (a request must arrive within 30 s, 408), and in
@@ -63,6 +66,8 @@ ValidateFn = Callable[[Path], Tuple[bool, str]]
 
 VALID_MESSAGE = "Submission is valid."  # MLE-bench's; also what grading.validate_only returns
 INVALID_PREFIX = "Submission invalid! "
+# MLE-bench's grading server's leading sentence for a submission its grader rejects (the reason follows a newline)
+GRADER_ERROR = "The attempt to grade the submission has resulted in the following error message:"
 
 
 def socket_path_for(trial_dir: Path) -> Path:
@@ -111,7 +116,12 @@ def answer(valid: bool, reason: str) -> dict:
     if valid:
         return {"result": VALID_MESSAGE, "valid": True}
     reason = excerpt((reason or "unknown reason").strip(), 600)
-    message = reason if reason.startswith("Submission invalid") else INVALID_PREFIX + reason
+    if reason.startswith("Submission invalid"):
+        message = reason
+    elif reason.startswith("Submission file "):  # the file checks, worded as MLE-bench's
+        message = INVALID_PREFIX + reason
+    else:
+        message = f"{INVALID_PREFIX}{GRADER_ERROR}\n{reason}"
     return {"result": message, "valid": False}
 
 

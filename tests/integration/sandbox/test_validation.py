@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mleray.sandbox.validation import (INSIDE_DIR, ValidationServer, answer, inside_mounts, socket_path_for,
-                                        wrap_command)
+from mleray.sandbox.validation import (GRADER_ERROR, INSIDE_DIR, ValidationServer, answer, inside_mounts,
+                                        socket_path_for, wrap_command)
 from helpers import make_spec
 
 SHIM = INSIDE_DIR / "validate_shim.py"
@@ -88,7 +88,7 @@ def test_server_answers_valid_invalid_and_errors(tmp_path):
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o666  # the agent's uid may connect
         assert request(sock, "POST", "/validate", *multipart(b"id,y\n1,2\n")) == (200, {"result": "Submission is valid.", "valid": True})
         status, body = request(sock, "POST", "/validate", *multipart(b"a,b\n1,2\n"))
-        assert (status, body) == (200, {"result": "Submission invalid! the header must be id,y", "valid": False})
+        assert (status, body) == (200, {"result": f"Submission invalid! {GRADER_ERROR}\nthe header must be id,y", "valid": False})
         assert request(sock, "POST", "/validate", b"id,y\n", {"Content-Type": "text/csv"})[1]["valid"] is True
         status, body = request(sock, "POST", "/validate", *multipart(b"boom"))
         assert status == 500 and body["error"] == "An unexpected error occurred."
@@ -102,6 +102,8 @@ def test_server_answers_valid_invalid_and_errors(tmp_path):
 def test_answer_never_carries_a_score():
     assert answer(True, "score 0.93") == {"result": "Submission is valid.", "valid": True}
     assert answer(False, "Submission invalid! bad rows") == {"result": "Submission invalid! bad rows", "valid": False}
+    assert answer(False, "Submission file x.csv does not exist.") == {
+        "result": "Submission invalid! Submission file x.csv does not exist.", "valid": False}
 
 
 def test_long_socket_path(tmp_path, shim):
@@ -128,7 +130,7 @@ def test_shim_relays_and_post_fallback(tmp_path, shim):
         url = f"http://127.0.0.1:{port}/validate"
         good, bad = _csv(tmp_path, "id,y"), _csv(tmp_path, "a,b")
         out = subprocess.run([sys.executable, str(SHIM), "post", str(bad), url], capture_output=True, text=True, timeout=20)
-        assert json.loads(out.stdout) == {"result": "Submission invalid! the header must be id,y", "valid": False}
+        assert json.loads(out.stdout) == {"result": f"Submission invalid! {GRADER_ERROR}\nthe header must be id,y", "valid": False}
         env = {**os.environ, "MLERAY_VALIDATE_URL": url}
         out = subprocess.run(["sh", str(INSIDE_DIR / "validate_submission.sh"), str(good)], capture_output=True, text=True, env=env, timeout=20)
         assert json.loads(out.stdout) == {"result": "Submission is valid.", "valid": True}
