@@ -5,6 +5,10 @@
     mleray grade --sweep SWEEP_DIR [--out DIR]       a sweep's trials.jsonl as grading reports, one per
                                                      (agent, tier), in SWEEP_DIR/report/grading_reports/
 
+MLE-bench's own command lines work with `mleray` in place of `mlebench`, with the same report:
+`mleray grade --submission FILE.jsonl --output-dir DIR [--data-dir D]` (= --jsonl/--out) and
+`mleray grade-sample SUBMISSION.csv COMPETITION_ID [--data-dir D]` (also `mleray grade grade-sample ...`).
+
 The JSONL has one `{"competition_id": ..., "submission_path": ...}` per line (blank lines and lines
 starting with # or // are skipped, as MLE-bench does). The report is written to
 `DIR/<timestamp>_grading_report.json` (DIR defaults to the JSONL's folder) with exactly MLE-bench's
@@ -42,10 +46,13 @@ def _parser() -> argparse.ArgumentParser:
                     "MLE-bench grading report.")
     p.add_argument("submission", nargs="?", help="path to the submission CSV")
     p.add_argument("competition_id", nargs="?", help="competition id (local or MLE-bench)")
-    p.add_argument("--jsonl", type=Path, help="JSONL of {competition_id, submission_path} lines (MLE-bench's format)")
+    p.add_argument("--jsonl", "--submission", dest="jsonl", type=Path,
+                   help="JSONL of {competition_id, submission_path} lines (MLE-bench's format; --submission as "
+                        "in `mlebench grade`)")
     p.add_argument("--sweep", type=Path, help="a sweep folder (runs/<sweep>/): export its trials as grading reports")
-    p.add_argument("--out", type=Path, help="folder for the grading report(s) (default: the JSONL's folder; "
-                                            "for --sweep, SWEEP_DIR/report/grading_reports)")
+    p.add_argument("--out", "--output-dir", dest="out", type=Path,
+                   help="folder for the grading report(s) (default: the JSONL's folder; for --sweep, "
+                        "SWEEP_DIR/report/grading_reports; --output-dir as in `mlebench grade`)")
     p.add_argument("--max-submission-mb", type=float, default=MAX_SUBMISSION_MB, metavar="MB",
                    help="a submission larger than this is invalid, not read (default %(default)g, as a sweep's "
                         "max_submission_mb)")
@@ -107,7 +114,7 @@ def _fail(problems: Sequence[str]) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["grade"]:
+    if argv[:1] in (["grade"], ["grade-sample"]):  # `mlebench grade ...` / `mlebench grade-sample ...` spelled out
         argv = argv[1:]
     parser = _parser()
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 COMMANDS = {
     "sweep": ("mleray.sweep.driver", "run or resume a sweep"),
     "grade": ("mleray.cli.grade", "grade a submission, or MLE-bench submission JSONL, into a grading report"),
+    "grade-sample": ("mleray.cli.grade", "grade one submission CSV (MLE-bench's `grade-sample PATH ID`)"),
     "logs": ("mleray.cli.logs", "show or follow one trial's agent log"),
     "images": ("mleray.sandbox.images", "build the offline base image and the built-in agents' images"),
     "report": ("analysis.__main__", "tables and figures for sweeps or grading reports"),
