@@ -93,16 +93,74 @@ def connect(cfg: SweepConfig) -> None:
                 finally:
                     os.dup2(saved, 2)
                     os.close(saved)
-            ray.init(address=address, log_to_driver=False)
+            joined = ray.init(address=address, log_to_driver=False, **_runtime_env(cfg))
         except (OSError, ValueError, ray.exceptions.RayError) as err:
             reason = getattr(err, "strerror", None) or str(err).splitlines()[0].split(". ")[0] or type(err).__name__
             raise ConfigError(f"cannot reach the Ray cluster at {cfg.ray.address}: {reason}; start it with "
                               "ray start --head, or drop ray.address for a local Ray") from None
+        print(f"mleray: {cluster_summary(joined.dashboard_url)}", flush=True)
     else:
         # "local" always starts a fresh instance, never attaching to another user's `ray start`.
         num_gpus: Any = cfg.ray.num_gpus  # Ray's stub says int; it takes the float as given
-        ray.init(address="local", num_cpus=cfg.ray.num_cpus, num_gpus=num_gpus, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        local = ray.init(address="local", num_cpus=cfg.ray.num_cpus, num_gpus=num_gpus,
+                         include_dashboard=cfg.ray.dashboard, dashboard_host="127.0.0.1", log_to_driver=False,
+                         configure_logging=False, **_runtime_env(cfg))
+        gcs = ray.get_runtime_context().gcs_address
+        if cfg.ray.dashboard:
+            print(f"mleray: Ray dashboard at http://{local.dashboard_url or '127.0.0.1:8265'} (it asks for the "
+                  "token `ray get-auth-token` prints)", flush=True)
+        # `ray status` (Ray 2.60) sends the token only when told to: the local Ray requires one.
+        print(f"mleray: local Ray at {gcs}; `RAY_AUTH_MODE=token ray status --address {gcs}` shows it", flush=True)
+
+
+def _runtime_env(cfg: SweepConfig) -> dict:
+    """What every trial's process gets from the driver: where MLE-bench data is staged from, if set."""
+    if not cfg.mlebench_data_uri:
+        return {}
+    return {"runtime_env": {"env_vars": {"MLERAY_MLEBENCH_DATA_URI": cfg.mlebench_data_uri}}}
+
+
+def autoscaler_behind(wait_s: float = 12.0) -> bool:
+    """Whether the joined cluster's autoscaler can add nodes: autoscaler v2, or a v1 monitor whose node types
+    are a cluster config's (a plain `ray start` runs a read-only one that names each node `node_<id>`)."""
+    import json
+    import time
+
+    from ray.autoscaler._private.util import format_readonly_node_type
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    try:
+        from ray.autoscaler.v2.utils import is_autoscaler_v2
+
+        if is_autoscaler_v2(fetch_from_server=True):
+            return True
+    except Exception:  # an older or newer Ray without this check: the v1 status below decides
+        pass
+    deadline = time.monotonic() + wait_s
+    while True:
+        raw = _internal_kv_get("__autoscaling_status")  # what `ray status` prints, written by the monitor
+        if raw:
+            report = json.loads(raw).get("autoscaler_report") or {}
+            mapping = report.get("node_type_mapping") or {}
+            return any(kind != format_readonly_node_type(node) for node, kind in mapping.items())
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def cluster_summary(dashboard_url: Optional[str] = None) -> str:
+    """The joined cluster in one line: address, alive nodes, their resources, the dashboard."""
+    from mleray.sweep.placement import alive_nodes
+
+    nodes = alive_nodes()
+    total: dict = {}
+    for node in nodes:
+        for key in ("CPU", "GPU", "memory"):
+            total[key] = total.get(key, 0) + node["resources"].get(key, 0)
+    return (f"joined the Ray cluster at {ray.get_runtime_context().gcs_address}: {len(nodes)} "
+            f"node{'s' * (len(nodes) != 1)}, {total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU, "
+            f"{total.get('memory', 0) / 2**30:.1f} GiB memory"
+            + (f"; dashboard http://{dashboard_url}" if dashboard_url else ""))
 
 
 def default_callbacks() -> List[SweepCallback]:
@@ -112,14 +170,17 @@ def default_callbacks() -> List[SweepCallback]:
 
 
 def check_fit(cfg: SweepConfig) -> None:
-    """A tier no node can hold: an error on a local Ray (nothing will ever fit it), a warning on a
-    cluster (its autoscaler may still add such a node)."""
+    """A tier no node can hold: an error on a local Ray or a cluster with no autoscaler behind it (nothing
+    will ever fit it), a warning where an autoscaler may still add such a node."""
     from mleray.sweep.placement import alive_nodes, unplaceable
 
     problems = unplaceable(dict(cfg.tiers), alive_nodes())
     if problems and not cfg.ray.address:
         raise SweepError("\n".join(f"- {p}" for p in problems) + "\n- on this machine, lower the tier, "
                          "or set ray.num_gpus / ray.num_cpus, or join a cluster with ray.address=auto")
+    if problems and not autoscaler_behind():
+        raise SweepError("\n".join(f"- {p}" for p in problems) + "\n- this cluster has no autoscaler to add "
+                         "such a node: lower the tier, or add a node that holds it (ray start --address ...)")
     for problem in problems:
         print(f"mleray: warning: {problem}; its trials wait until the autoscaler adds such a node", flush=True)
 
@@ -138,6 +199,8 @@ def run(cfg: SweepConfig, callbacks: Optional[Sequence[SweepCallback]] = None,
     which trials run or how they are graded is a ConfigError unless `allow_config_change`. Holds the
     sweep's lock (mleray.storage.lock: LockHeld when another driver runs it) unless `lock` is False (the
     caller holds it)."""
+    if cfg.mlebench_data_uri:  # the preflight and this driver's staging read it, the trials get it from Ray
+        os.environ["MLERAY_MLEBENCH_DATA_URI"] = cfg.mlebench_data_uri
     ids, kind, why = preflight(cfg)
     print(f"mleray: sandbox {kind} ({why})", flush=True)
     limits = backend(kind).limits_report(network_wanted=any(load_agent(a).egress for a in cfg.agents))
