@@ -131,5 +131,155 @@ def get(competition_id: str):
     )
 
 
+# ------------------------------------------------------------------------ grader dependencies
+
+# Module names the official graders import -> the pip package that provides them (where they differ, or
+# to say it outright). Found by reading every grade.py of the snapshot (and what they import from the package).
+PIP_NAMES = {"Levenshtein": "levenshtein", "sklearn": "scikit-learn", "PIL": "pillow", "cv2": "opencv-python",
+             "yaml": "pyyaml", "skimage": "scikit-image", "pycocotools": "pycocotools", "pyquaternion": "pyquaternion",
+             "shapely": "shapely", "scipy": "scipy", "tqdm": "tqdm", "numpy": "numpy", "pandas": "pandas"}
+
+
+def _grade_module(competition_id: str) -> Optional[str]:
+    """The module of the competition's `grader.grade_fn` (its config.yaml), e.g. mlebench.competitions.x.grade."""
+    folder = package_competition_dir(competition_id)
+    config = folder / "config.yaml" if folder else None
+    if config is None or not config.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text()) or {}
+        target = str(data["grader"]["grade_fn"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return target.split(":")[0]
+
+
+def _module_file(module: str) -> Optional[Path]:
+    """The source file of a module of the installed mlebench package, found without importing it."""
+    base = package_dir()
+    if base is None or not module.startswith("mlebench"):
+        return None
+    parts = module.split(".")[1:]
+    stem = base.joinpath(*parts) if parts else base
+    for path in (stem.with_suffix(".py"), stem / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imports(path: Path, module: str) -> List[str]:
+    """Absolute names of every module `path` imports (relative imports resolved against `module`)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out: List[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+                out.append(name)
+                out += [f"{name}.{alias.name}" for alias in node.names]  # `from . import classes`
+            elif node.module:
+                out.append(node.module)
+    return out
+
+
+def _in_a_competition(module: str) -> bool:
+    """mlebench.competitions.<id>[.x]: a competition's own files (not mlebench.competitions.utils)."""
+    parts = module.split(".")
+    return len(parts) >= 3 and parts[1] == "competitions" and parts[2] != "utils"
+
+
+@functools.lru_cache(maxsize=256)
+def grader_modules(competition_id: str) -> tuple:
+    """Top-level modules outside the standard library and mlebench that the competition's official grader
+    imports, anywhere in its source: grade.py and the competition files it imports (its folder's, another
+    competition's), read, never imported. The package's core (mlebench.utils, ...) imports with the package."""
+    import sys
+
+    start = _grade_module(competition_id)
+    if start is None:
+        return ()
+    seen, todo, found = set(), [start], []
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = _module_file(module)
+        if path is None:
+            continue
+        for name in _imports(path, module):
+            top = name.split(".")[0]
+            if top == "mlebench":  # the package's core imports with it (package_problem); competitions' files not
+                if _in_a_competition(name):
+                    todo.append(name)
+            elif top and top not in sys.stdlib_module_names and top not in found:
+                found.append(top)
+    return tuple(found)
+
+
+def _requirement(pip_name: str) -> str:
+    """The pin the official package asks for (`levenshtein>=0.25.1`), else the bare pip name."""
+    from importlib import metadata
+
+    try:
+        wanted = metadata.requires("mlebench") or []
+    except metadata.PackageNotFoundError:
+        wanted = []
+    for req in wanted:
+        name = req.split(";")[0].strip()
+        bare = name.split("[")[0]
+        for op in ("==", ">=", "<=", "~=", "!=", ">", "<"):
+            bare = bare.split(op)[0]
+        if bare.strip().lower().replace("_", "-") == pip_name.lower():
+            return name.replace(" ", "")
+    return pip_name
+
+
+def missing_grader_modules(competition_id: str) -> List[str]:
+    """The modules of `grader_modules` not importable here (found by importlib.util.find_spec)."""
+    out = []
+    for top in grader_modules(competition_id):
+        try:
+            present = importlib.util.find_spec(top) is not None
+        except (ImportError, ValueError):
+            present = False
+        if not present:
+            out.append(top)
+    return out
+
+
+def grader_dependency_problems(competition_ids) -> List[str]:
+    """One line per pip package that an official grader of these competitions needs and this Python lacks,
+    naming the competitions and the install command; empty when every grader's imports are there."""
+    needed: Dict[str, List[str]] = {}
+    modules: Dict[str, str] = {}
+    for cid in dict.fromkeys(competition_ids):
+        if cid not in rows():
+            continue
+        for top in missing_grader_modules(cid):
+            pip_name = PIP_NAMES.get(top, top)
+            needed.setdefault(pip_name, []).append(cid)
+            modules[pip_name] = top
+    lines = []
+    for pip_name, cids in needed.items():
+        names = ", ".join(repr(c) for c in cids[:5]) + (f", ... ({len(cids)} in all)" if len(cids) > 5 else "")
+        lines.append(f"the official grader of MLE-bench competition{'s' if len(cids) > 1 else ''} {names} imports "
+                     f"{modules[pip_name]}, which is not installed (every trial would be graded invalid): "
+                     f"pip install '{_requirement(pip_name)}'")
+    return lines
+
+
 __all__ = ["CATALOG_VERSION", "catalog_dir", "catalog_path", "rows", "ids", "get", "leaderboard_path",
-           "is_stand_in", "package_dir", "package_competition_dir"]
+           "is_stand_in", "package_dir", "package_competition_dir", "PIP_NAMES", "grader_modules",
+           "missing_grader_modules", "grader_dependency_problems"]
