@@ -85,7 +85,8 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
     spec, attempt = job.spec, job.attempt
     started, t0 = now(), time.monotonic()
     agent = load_agent(spec.agent)
-    if job.sandbox_kind == "docker" and agent.image:  # /home writable by uid 1000, as MLE-bench images expect
+    if job.sandbox_kind == "docker" and agent.image and not agent.code:  # MLE-bench-style: code in the image
+        # /home writable by uid 1000, as MLE-bench's entrypoint makes it (a layer derived once per image id)
         agent = dataclasses.replace(agent, image=writable_image(agent.image, on_line))
     # Node-local, once per node; a trial that finds another staging the same data waits and says so.
     prepared, _ = stage(spec.competition, on_wait=on_line)

@@ -90,7 +90,8 @@ def test_the_reference_clone_gives_mlebench_text(monkeypatch):
         pytest.skip(f"no MLE-bench checkout at {REFERENCE}")
     monkeypatch.setattr(catalog, "package_dir", lambda: REFERENCE / "mlebench")
     assert mi.instructions().read_bytes() == (REFERENCE / "environment" / "instructions.txt").read_bytes()
-    assert mi.instructions(True).read_bytes() == (REFERENCE / "environment" / "instructions_obfuscated.txt").read_bytes()
+    obfuscated = REFERENCE / "environment" / "instructions_obfuscated.txt"
+    assert mi.instructions(obfuscated=True).read_bytes() == obfuscated.read_bytes()
     assert mi.instructions().read_bytes() != (mi.OWN_INSTRUCTIONS / "instructions.txt").read_bytes()
 
 
