@@ -1,6 +1,6 @@
-"""Contract tests against the real, official `mlebench` package. They run only where it is importable
-(it is not on PyPI; install it from its public repository, openai/mle-bench, with Git LFS) and say so
-plainly when skipped."""
+"""Contract tests against the real, official `mlebench` package (.ci/setup installs it from the snapshot
+in ../shared/reference/mle-bench). Under CI=true its absence fails them; elsewhere they are skipped,
+saying why. The differential tests (tests/integration/mlebench/) compare whole sweeps."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import IN_CI, require
 
 from mleray.grading.rank import Leaderboard, rank
 
@@ -17,8 +18,11 @@ try:
     from mlebench.grade_helpers import Grader
     from mlebench.registry import registry as official_registry
 except Exception as err:  # noqa: BLE001 - absent, or installed without its dependencies
-    pytest.skip(f"SKIPPED: the official mlebench package is not importable here ({type(err).__name__}: {err}); "
-                f"the contract tests against it did not run", allow_module_level=True)
+    why = (f"the official mlebench package is not importable here ({type(err).__name__}: {err}); the contract "
+           f"tests against it did not run (.ci/setup installs it)")
+    if IN_CI:
+        pytest.fail(f"CI=true but {why}", pytrace=False)
+    pytest.skip(f"SKIPPED: {why}", allow_module_level=True)
 
 from mleray.mlebench import catalog, data  # noqa: E402
 
@@ -48,26 +52,6 @@ def test_ranking_equals_mlebench_rank_score_on_every_leaderboard(mlebench_data):
             ours = rank(score, board)
             for key, value in theirs.items():
                 assert ours[key] == value, (cid, score, key)
-
-
-def test_grade_submission_equals_grade_csv_on_prepared_competitions(tmp_path):
-    from mleray import competitions
-    from mleray.grading import grade_submission
-
-    ready = [cid for cid in catalog.ids() if not data.missing_data(catalog.get(cid))]
-    if not ready:
-        pytest.skip(f"SKIPPED: no MLE-bench competition is prepared in {data.data_dir()} (run `mlebench prepare -c <id>`)")
-    reg = official_registry.set_data_dir(data.data_dir())
-    for cid in ready[:5]:
-        prepared = competitions.prepare(competitions.get(cid))
-        official = reg.get_competition(cid)
-        sample = prepared.public_dir / prepared.competition.sample_submission
-        for path in (sample, tmp_path / "absent.csv"):
-            theirs = official_grade.grade_csv(path, official).to_dict()
-            ours = grade_submission(prepared, path)
-            for key, value in theirs.items():
-                if key != "created_at":
-                    assert ours[key] == value, (cid, path, key, ours[key], value)
 
 
 def _synthetic_layout(data_dir: Path, rng) -> dict:
@@ -106,9 +90,9 @@ def test_grade_submission_equals_grade_csv_on_synthetic_prepared_data(tmp_path, 
 
     for cid in ("spaceship-titanic", "new-york-city-taxi-fare-prediction"):
         official_board = catalog.package_competition_dir(cid) / "leaderboard.csv"
-        if catalog._is_lfs_pointer(official_board):
-            pytest.skip(f"SKIPPED: the installed mlebench package has Git-LFS pointers for leaderboards "
-                        f"({official_board}); install it from a clone with Git LFS to compare grade_csv")
+        require(not catalog._is_lfs_pointer(official_board),
+                f"the installed mlebench package has a Git-LFS pointer for {official_board}; install the "
+                f"reference snapshot (real leaderboards) to compare grade_csv")
     data_dir = tmp_path / "data"
     monkeypatch.setenv(data.ENV_DATA_DIR, str(data_dir))
     monkeypatch.setenv("MLERAY_CACHE_DIR", str(tmp_path / "cache"))  # prepare() stages into the node cache
@@ -130,3 +114,45 @@ def test_grade_submission_equals_grade_csv_on_synthetic_prepared_data(tmp_path, 
                     assert ours[key] == value, (cid, path.name, key, ours[key], value)
             compared += 1
     assert compared == 8
+
+
+def _hubmap_layout(data_dir: Path, overlap: int, pixels: int = 200_000) -> Path:
+    """hubmap-kidney-segmentation in `mlebench prepare`'s layout, one 1000 x 400 image: the answer's mask
+    is pixels 1..`pixels`, the returned submission's the same length shifted so `overlap` pixels agree;
+    the official grader's mean Dice (a numpy reduction) is then 2 * overlap / (2 * pixels)."""
+    cid = "hubmap-kidney-segmentation"
+    pub, priv = data_dir / cid / "prepared" / "public", data_dir / cid / "prepared" / "private"
+    pub.mkdir(parents=True), priv.mkdir(parents=True)
+    pd.DataFrame({"id": ["aaa0"], "encoding": [f"1 {pixels}"], "width_pixels": [1000], "height_pixels": [400]}).to_csv(
+        priv / "test.csv", index=False)
+    pd.DataFrame({"id": ["aaa0"], "predicted": ["1 1"]}).to_csv(pub / "sample_submission.csv", index=False)
+    (pub / "description.md").write_text("synthetic\n")
+    path = data_dir / "submission.csv"
+    pd.DataFrame({"id": ["aaa0"], "predicted": [f"{pixels - overlap + 1} {pixels}"]}).to_csv(path, index=False)
+    return path
+
+
+def test_score_rounds_as_mlebench_at_a_numpy_tie(tmp_path, monkeypatch):
+    """0.968235 is a tie in decimal, just under it in binary: numpy's round (the grader returns np.mean)
+    gives 0.96824, Python's on a float 0.96823. MLE-bench's report holds what its round(score, 5) gives."""
+    import numpy as np
+
+    from mleray import competitions
+    from mleray.grading import grade_submission
+
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv(data.ENV_DATA_DIR, str(data_dir))
+    monkeypatch.setenv("MLERAY_CACHE_DIR", str(tmp_path / "cache"))
+    path = _hubmap_layout(data_dir, overlap=193_647)  # Dice = 387294 / 400000 = 0.968235
+    official = official_registry.set_data_dir(data_dir).get_competition("hubmap-kidney-segmentation")
+    raw = official.grader.grade_fn(pd.read_csv(path), pd.read_csv(official.answers))
+    assert isinstance(raw, np.floating) and round(raw, 5) != round(float(raw), 5)  # a real numpy tie
+    theirs = official_grade.grade_csv(path, official).to_dict()
+    assert theirs["score"] == 0.96824
+    ours = grade_submission(competitions.prepare(competitions.get("hubmap-kidney-segmentation")), path)
+    if ours["score"] == round(float(raw), 5):
+        pytest.xfail("mleray rounds a float, not the grader's numpy scalar (issue 16's rounding item, mleray/grading)")
+    assert json.dumps(ours["score"]) == json.dumps(theirs["score"]) == "0.96824"
+    for key, value in theirs.items():
+        if key != "created_at":
+            assert json.dumps(ours[key]) == json.dumps(value), key
