@@ -16,6 +16,7 @@ import pytest
 import yaml
 from helpers import ROOT, SHARED, require
 
+from mleray.sandbox import images
 from mleray.sandbox import mlebench_images as mi
 from mleray.sandbox.docker.engine import image_exists
 
@@ -45,11 +46,20 @@ def compat_base(docker_client) -> str:
 
 @pytest.fixture(scope="module")
 def dummy_image(compat_base) -> str:
+    """MLE-bench's agents/dummy built by `mleray images mlebench-agent` FROM the compatible base."""
     require(DUMMY.is_dir(), f"MLE-bench's agents/dummy is not at {DUMMY}")
     before = _tree_hash(DUMMY)
-    assert mi.build_agent_image(DUMMY, DUMMY_TAG, base=compat_base) == DUMMY_TAG
+    assert images.main(["mlebench-agent", str(DUMMY), "--tag", DUMMY_TAG, "--base", compat_base]) == 0
+    assert image_exists(DUMMY_TAG)
     assert _tree_hash(DUMMY) == before  # built from a copy: MLE-bench's folder untouched
     return DUMMY_TAG
+
+
+def test_a_folder_without_a_dockerfile_is_one_line(docker_client, tmp_path, capsys):
+    assert images.main(["mlebench-agent", str(tmp_path), "--tag", "mleray-test-never:local"]) == 1
+    err = capsys.readouterr().err
+    assert "no Dockerfile in" in err and len(err.strip().splitlines()) == 1, err
+    assert not image_exists("mleray-test-never:local")
 
 
 def _run(client, image: str, script: str) -> str:
