@@ -29,16 +29,29 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import importlib.util
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional, Tuple, Union
 
 import pandas as pd
 
 from mleray.errors import one_line
 from mleray.grading.rank import Leaderboard, LeaderboardError, rank
-from mleray.grading.validate import bounded, check_score, err_text, precheck, validate_submission
+from mleray.grading.validate import (
+    CSV_FLOATS,
+    Expected,
+    Parsed,
+    bounded,
+    check,
+    check_score,
+    err_text,
+    expected,
+    precheck,
+)
+from mleray.grading.validate import pandas_at_least as _pandas_at_least
 from mleray.records import MLEBENCH_REPORT_KEYS, now
 from mleray.sandbox.validation import VALID_MESSAGE
 from mleray.trial.agent_files import MAX_SUBMISSION_MB, AgentFileError, excerpt, max_bytes, private_copy, refusal
@@ -50,8 +63,8 @@ log = logging.getLogger(__name__)
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    """MLE-bench's CSV reading: pandas with round-trip float parsing."""
-    return pd.read_csv(path, float_precision="round_trip")
+    """MLE-bench's CSV reading: pandas with round-trip float parsing (pandas' default from 3.1: CSV_FLOATS)."""
+    return pd.read_csv(path, **CSV_FLOATS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -70,14 +83,46 @@ def load_leaderboard(competition) -> Optional[Leaderboard]:
     return _leaderboard_cached(str(path), path.stat().st_mtime)
 
 
-@functools.lru_cache(maxsize=64)
-def _answers_cached(path: str, mtime: float) -> pd.DataFrame:
-    return read_csv(Path(path))
+# Copy-on-write (always on from pandas 3): a shallow copy shares the data and copies only what its holder
+# modifies, so a grader may do what it likes with it and the cached answers stay as read.
+_COW = _pandas_at_least(3, 0)
 
 
-def _load_answers(prepared) -> pd.DataFrame:
-    path = prepared.answers_path
-    return _answers_cached(str(path), path.stat().st_mtime).copy()
+def _shared(frame: Any) -> Any:
+    """What a grader is handed: the cached answers without copying them under copy-on-write, else a copy."""
+    if not hasattr(frame, "copy"):
+        return frame
+    return frame.copy(deep=False) if _COW and isinstance(frame, pd.DataFrame) else frame.copy()
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """A local competition's prepared content as grading holds it: the answers as read (never copied), and
+    the sample's summary with the expected ids, normalised once (`validate.Expected`)."""
+
+    answers: pd.DataFrame
+    expected: Union[Expected, str]  # a str: why the sample cannot be read (every submission gets it)
+
+
+def _content_key(path: Path) -> Tuple[str, int, int]:
+    info = path.stat()
+    return str(path), info.st_size, info.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=4)
+def _reference_cached(answers: Tuple[str, int, int], sample: Tuple[str, int, int], id_column: str) -> Reference:
+    frame = read_csv(Path(answers[0]))
+    return Reference(frame, expected(Path(sample[0]), id_column, frame))
+
+
+def reference(prepared) -> Reference:
+    """The competition's Reference, from a small per-process cache keyed by the prepared content (each file's
+    path, size and modification time): the snapshots of a trial, its final submission and its /validate
+    requests read the answers and the sample once."""
+    sample = Path(prepared.sample_submission_path)
+    sample_key = _content_key(sample) if sample.is_file() else (str(sample), -1, -1)
+    return _reference_cached(_content_key(Path(prepared.answers_path)), sample_key,
+                             prepared.competition.id_column or "")
 
 
 def _custom_grader(root: Path):
@@ -95,8 +140,11 @@ def _custom_grader(root: Path):
 
 
 def _round(score: Any) -> float:
-    """MLE-bench's rounding: Python's round(score, 5), as a plain float."""
-    return float(round(float(score), 5))
+    """MLE-bench's rounding, `round(score, 5)` on the grader's own type, then stored as a plain float. A numpy
+    scalar rounds as numpy does (scale, round half to even, unscale: 0.968235 -> 0.96824) where Python's float
+    rounds the exact binary value (-> 0.96823); about eighteen official graders return numpy reductions. NaN
+    stays NaN, as MLE-bench reports it."""
+    return float(round(score, 5))
 
 
 # ---------------------------------------------------------------------------------- scorers
@@ -105,26 +153,39 @@ def _round(score: Any) -> float:
 def _score_local(prepared, path: Path) -> Tuple[Optional[float], str]:
     comp = prepared.competition
     try:
-        answers = _load_answers(prepared)
+        ref = reference(prepared)
     except Exception as err:
         return None, f"cannot grade: answers {prepared.answers_path} unreadable ({one_line(err)})"  # host-side
-    ok, why = validate_submission(path, prepared.sample_submission_path, comp.id_column, answers)
-    if not ok:
+    ok, why, parsed = check(path, lambda: ref.expected)
+    if not ok or parsed is None:
         return None, why
     try:
-        submission = read_csv(path)
-        if comp.metric == "custom":
-            raw = _custom_grader(comp.root)(submission, answers)
+        if comp.metric == "custom":  # its grade(submission, answers) gets the file as pandas reads it
+            raw = _custom_grader(comp.root)(read_csv(path), _shared(ref.answers))
         else:
             from mleray.grading import metrics
 
-            raw = metrics.score(comp.metric, submission, answers, comp.id_column, list(comp.target_columns))
+            raw = _metric(metrics, comp, parsed, ref)
     except Exception as err:  # InvalidSubmission or any failure of the metric on this file
         return None, f"cannot score the submission: {err_text(err)}"
     ok, why = check_score(raw)
     if not ok:
         return None, why
     return _round(raw), ""
+
+
+def _metric(metrics, comp, parsed: Parsed, ref: Reference) -> float:
+    """A built-in metric on the parse `check` made: the predictions put in the answers' row order by the ids
+    (checked to be the answers' own, once each), no second parse and no copy of the answers."""
+    targets = list(comp.target_columns)
+    missing = [c for c in targets if c not in parsed.values.columns]
+    if missing or not isinstance(ref.expected, Expected) or parsed.positions is None:
+        raise metrics.InvalidSubmission(f"submission lacks column(s) {missing} (needs {[comp.id_column, *targets]})")
+    pred = parsed.values[targets].take(parsed.positions).reset_index(drop=True)
+    if pred.isna().any().any():
+        col = pred.columns[pred.isna().any()][0]
+        raise metrics.InvalidSubmission(f"submission has empty values in column '{col}'")
+    return metrics.score_aligned(comp.metric, pred, ref.answers[targets].reset_index(drop=True), targets)
 
 
 HOST_SIDE = ("cannot grade:", "grading failed:")  # reasons about the host (answers, packages, a bug)
@@ -142,10 +203,6 @@ def _official_competition(registry, data_dir: str, competition_id: str):
 @functools.lru_cache(maxsize=16)
 def _official_answers(load_answers, path: str, mtime: float):
     return load_answers(Path(path))
-
-
-def _answers_copy(answers):
-    return answers.copy() if hasattr(answers, "copy") else answers
 
 
 def _score_mlebench(prepared, path: Path) -> Tuple[Optional[float], str]:
@@ -169,7 +226,7 @@ def _score_mlebench(prepared, path: Path) -> Tuple[Optional[float], str]:
     except Exception as err:
         return None, f"submission is not parseable as CSV: {err_text(err)}"
     try:
-        raw = official.grader.grade_fn(submission, _answers_copy(answers))
+        raw = official.grader.grade_fn(submission, _shared(answers))
     except InvalidSubmissionError as err:
         return None, f"invalid submission: {err_text(err)}"
     except Exception as err:
@@ -201,14 +258,18 @@ def _score_file(prepared, path: Path) -> Tuple[Optional[float], str]:
 
 
 def grade_submission(prepared, submission_path: Path, follow_links: bool = True,
-                     max_submission_mb: float = MAX_SUBMISSION_MB) -> dict:
+                     max_submission_mb: float = MAX_SUBMISSION_MB, memo: Optional[Dict] = None) -> dict:
     """One MLE-bench report entry (MLEBENCH_REPORT_KEYS, in order) plus `reason`. Never raises.
 
     follow_links=False is for files an agent wrote: a link or a non-regular file is "no submission"
     with the reason and is never opened, and the grade reads a private copy of the regular file
     (mleray.trial.agent_files). With follow_links=True (`mleray grade`: the host owner's own files) a
     link is followed and the path is read directly; the size cap, the pre-checks and the bounded
-    reason hold either way."""
+    reason hold either way.
+
+    `memo`, a dict the caller keeps across the files of one trial (its snapshots and final submission),
+    holds each graded content's (score, reason) by the SHA-256 of the bytes graded (hashed as the private
+    copy is made): a file whose content was already graded reuses that grade instead of grading again."""
     path = Path(submission_path)
     comp = prepared.competition
     cap = max_bytes(max_submission_mb)
@@ -229,8 +290,14 @@ def grade_submission(prepared, submission_path: Path, follow_links: bool = True,
         reason = f"submission must be a .csv file: {path}"
     else:
         try:
-            with _readable(path, cap, follow_links) as readable:
-                score, reason = _score_file(prepared, readable)
+            with _readable(path, cap, follow_links, memo is not None) as (readable, digest):
+                key = (comp.id, digest)
+                if memo is not None and key in memo:
+                    score, reason = memo[key]
+                else:
+                    score, reason = _score_file(prepared, readable)
+                    if memo is not None:
+                        memo[key] = (score, reason)
         except FileNotFoundError:
             submission_exists, reason = False, f"no submission: {path} does not exist"
         except (AgentFileError, OSError) as err:  # swapped after the check, or unreadable
@@ -256,11 +323,20 @@ def grade_submission(prepared, submission_path: Path, follow_links: bool = True,
     return out
 
 
-def _readable(path: Path, cap: int, follow_links: bool):
-    """What the scorer reads: a private copy of an agent's file, the path itself for the owner's."""
+@contextlib.contextmanager
+def _readable(path: Path, cap: int, follow_links: bool, digest: bool) -> Iterator[Tuple[Path, str]]:
+    """(what the scorer reads, its SHA-256 when asked, else ""): a private copy of an agent's file, hashed as
+    it is copied; the path itself for the owner's."""
+    hasher = hashlib.sha256() if digest else None
     if follow_links:
-        return contextlib.nullcontext(path)
-    return private_copy(path, cap)
+        if hasher is not None:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    hasher.update(chunk)
+        yield path, hasher.hexdigest() if hasher is not None else ""
+        return
+    with private_copy(path, cap, hasher=hasher) as copy:
+        yield copy, hasher.hexdigest() if hasher is not None else ""
 
 
 def validate_only(prepared, submission_path: Path) -> Tuple[bool, str]:

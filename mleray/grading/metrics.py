@@ -214,8 +214,24 @@ def score(metric: str, submission: pd.DataFrame, answers: pd.DataFrame, id_colum
         raise KeyError(f"unknown metric {metric!r} (known: {', '.join(sorted(METRICS))})")
     targets: List[str] = list(target_columns)
     pred = align(submission, answers, id_column, targets)
-    truth = answers[targets].reset_index(drop=True)
-    if metric in LABEL_METRICS:
+    return score_aligned(metric, pred, answers[targets].reset_index(drop=True), targets)
+
+
+def _integers(col: pd.Series) -> bool:
+    return pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
+def score_aligned(metric: str, pred: pd.DataFrame, truth: pd.DataFrame, target_columns: Sequence[str]) -> float:
+    """`score` once the rows are aligned: `pred` and `truth` hold the target columns, row i of each for the
+    same id, no prediction empty. The grader calls it on its one parse of the submission."""
+    if metric not in METRICS:
+        raise KeyError(f"unknown metric {metric!r} (known: {', '.join(sorted(METRICS))})")
+    targets: List[str] = list(target_columns)
+    if metric == "accuracy" and all(_integers(truth[c]) and _integers(pred[c]) for c in targets):
+        # integers on both sides: equal as text exactly when equal as numbers, and accuracy counts only
+        # equalities, so the labels are compared as they are (no text key of every cell)
+        y_true, y_pred = truth[targets].to_numpy(), pred[targets].to_numpy()
+    elif metric in LABEL_METRICS:
         y_true, y_pred = _label_codes([_label_key(truth[c]) for c in targets],
                                       [_label_key(pred[c]) for c in targets])
     else:

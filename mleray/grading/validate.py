@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import functools
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from mleray.errors import one_line
 from mleray.trial.agent_files import excerpt
@@ -67,12 +72,21 @@ def bounded(reason: str, limit: int = REASON) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _sample_shape(path: str, mtime: float) -> Tuple[int, int, int]:
-    """(header line bytes, header fields, longest line bytes) of a sample submission."""
+    """(header line bytes, header fields, longest line bytes) of a sample submission, in one vectorised pass."""
     with open(path, "rb") as f:
         header = f.readline()
-        longest = len(header)
-        for line in f:
-            longest = max(longest, len(line))
+    longest, start, pos = 0, 0, 0
+    with open(path, "rb") as f:
+        while True:
+            buf = f.read(_SCAN)
+            if not buf:
+                break
+            ends = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10) + pos
+            if len(ends):
+                longest = max(longest, int((np.diff(ends, prepend=start - 1)).max()))  # with its newline
+                start = int(ends[-1]) + 1
+            pos += len(buf)
+    longest = max(longest, pos - start, len(header))
     return len(header), _fields(header.decode("utf-8", "replace")), longest
 
 
@@ -140,9 +154,40 @@ def precheck(submission_path: Path, sample_path: Optional[Path] = None) -> Optio
     return None
 
 
+# ------------------------------------------------------------------------------- parsing
+
+def pandas_at_least(major: int, minor: int) -> bool:
+    try:
+        return tuple(int(part) for part in pd.__version__.split(".")[:2]) >= (major, minor)
+    except ValueError:
+        return True
+
+
+# MLE-bench reads CSVs with float_precision="round_trip". From pandas 3.1 every float_precision uses the same
+# (correctly rounded) converter and the argument is deprecated (Pandas4Warning), so it is passed only to older
+# pandas, where the default converter may differ from Python's float() in the last bit
+# (tests/unit/grading/test_csv_floats.py holds the proof on values where that matters).
+CSV_FLOATS: Dict[str, Any] = {} if pandas_at_least(3, 1) else {"float_precision": "round_trip"}
+
+# pandas' default NA strings (what read_csv turns into NaN with keep_default_na=True)
+try:
+    from pandas._libs.parsers import STR_NA_VALUES as _NA_STRINGS
+except ImportError:  # pragma: no cover - a pandas that moved them: the fast id path is then not taken
+    _NA_STRINGS = None
+
+
 def _read(path: Path, id_column: Optional[str], usecols: Optional[List[str]] = None) -> pd.DataFrame:
     dtype = {id_column: str} if id_column and (usecols is None or id_column in usecols) else None
-    return pd.read_csv(path, dtype=dtype, float_precision="round_trip", keep_default_na=True, usecols=usecols)
+    return pd.read_csv(path, dtype=dtype, keep_default_na=True, usecols=usecols, **CSV_FLOATS)
+
+
+def _arrow(values: Any) -> pa.Array:
+    """Text values as one Arrow string array (NaN as null), zero-copy for pandas 3's Arrow-backed text."""
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, type=pa.string(),
+                                                                                   from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr if arr.type == pa.string() else arr.cast(pa.string())
 
 
 def _ids(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -153,44 +198,233 @@ def _ids(frame: pd.DataFrame, column: str) -> pd.Series:
     return col.astype(str).str.strip()
 
 
-def _not_in(values: pd.Series, others: pd.Series) -> np.ndarray:
-    """Which `values` are not among `others`, as a mask, without turning every id into a Python string
-    (pandas 3 holds text in Arrow buffers; `tolist` or sets of all ids cost ~50 bytes an id, and pandas'
-    own `isin` on text is slow): Arrow's is_in, else a set."""
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
+def _expected_ids(frame: pd.DataFrame, column: str) -> Tuple[pa.Array, Optional[np.ndarray]]:
+    """`_ids` of the expected frame as Arrow text, and their int64 keys (see `_int_keys`). Integer ids (and
+    integral floats, as `_ids` writes them) become text in Arrow, not through a Python string each."""
+    col = frame[column]
+    if pd.api.types.is_float_dtype(col) and col.notna().all() and np.isfinite(col).all() and (col == col.round()).all():
+        col = col.astype("int64")
+    if pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col) and col.notna().all():
+        keys = np.asarray(col.to_numpy(), dtype=np.int64)
+        ids = pc.cast(pa.array(keys), pa.string())  # str(int) of each, as astype(str) writes it
+        return ids, (keys if (keys >= 0).all() else _int_keys(ids))
+    ids = _arrow(_ids(frame, column))
+    return ids, _int_keys(ids)
 
-        found = pc.is_in(pa.array(values, type=pa.string()), value_set=pa.array(others, type=pa.string()))
-        return ~np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
-    except ImportError:
-        pool = set(others.tolist())
-        return np.fromiter((v not in pool for v in values.tolist()), dtype=bool, count=len(values))
+
+def _strip(raw: pa.Array) -> pa.Array:
+    """Ids without surrounding spaces (pandas' str.strip on Arrow text is this trim); digits-only ids, the
+    common case, have none and are not copied."""
+    if len(raw) and not raw.null_count and pc.all(pc.utf8_is_digit(raw)).as_py():
+        return raw
+    return pc.utf8_trim_whitespace(raw)
 
 
-def _duplicated(ids: pd.Series) -> list:
+def _has_quote(path: Path) -> bool:
+    """Whether the file holds a double quote anywhere (read a MiB at a time)."""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            if not chunk:
+                return False
+            if b'"' in chunk:
+                return True
+
+
+def _not_in(values: pa.Array, others: pa.Array) -> np.ndarray:
+    """Which `values` are not among `others`, as a mask, in Arrow (no Python string per id)."""
+    found = pc.is_in(values, value_set=others)
+    return ~np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _duplicated(ids: pa.Array) -> list:
     """The repeated ids, in the order they repeat (pandas' duplicated(keep="first"), then unique). Found
     by sorting in Arrow (+8 MB for 1.5M ids), not by hashing: pandas' duplicated on text made a Python
     string of every id (+185 MB) and Arrow's hash tables cost as much; only the rows holding a repeated
     id are then looked at by pandas, for the order."""
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
+    if len(ids) < 2:
+        return []
+    ordered = pc.take(ids, pc.sort_indices(ids))
+    same = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+    if not pc.any(same).as_py():
+        return []
+    repeated = pc.unique(pc.filter(ordered.slice(1), same))
+    held = pd.Series(pc.filter(ids, pc.is_in(ids, value_set=repeated)).to_pylist(), dtype=object)
+    return held[held.duplicated(keep="first")].unique().tolist()
 
-        arr = pa.array(ids, type=pa.string())
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        if len(arr) < 2:
-            return []
-        ordered = pc.take(arr, pc.sort_indices(arr))
-        same = pc.equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
-        if not pc.any(same).as_py():
-            return []
-        repeated = pc.unique(pc.filter(ordered.slice(1), same))
-        ids = ids[np.asarray(pc.is_in(arr, value_set=repeated).to_numpy(zero_copy_only=False), dtype=bool)]
-    except ImportError:
-        pass
-    return ids[ids.duplicated(keep="first")].unique().tolist()
+
+def _first(ids: pa.Array, mask: np.ndarray, count: int = SHOW) -> list:
+    """The first `count` ids where `mask` holds, as Python values (a reason shows no more)."""
+    return pc.filter(ids, pa.array(mask)).slice(0, count).to_pylist()
+
+
+@dataclass(frozen=True, eq=False)
+class Expected:
+    """What a submission is checked against, read once: the sample's columns and, per value column,
+    whether it is numeric and may hold empty cells, and the expected ids as normalised text (Arrow).
+    Held across the snapshots of a trial by the grader's per-process cache (`grade.reference`)."""
+
+    id_column: str
+    columns: Tuple[str, ...]
+    numeric: Dict[str, bool]
+    may_be_empty: Dict[str, bool]
+    ids: pa.Array
+    rows: int
+    keys: Optional[np.ndarray] = None  # the ids as int64 when every one is a canonical integer, else None
+    unique: bool = True  # no expected id repeats
+
+
+def _int_keys(ids: pa.Array) -> Optional[np.ndarray]:
+    """The ids as int64 when each is written exactly as its integer is (no sign, space or leading zero), so
+    text equality is integer equality and numpy can sort and match them; else None."""
+    if ids.null_count or len(ids) == 0 or not str(ids[0].as_py()).isdigit():
+        return None
+    if not pc.all(pc.utf8_is_digit(ids)).as_py():  # a failing cast is slow (seconds at 1M ids): digits first
+        return None
+    try:
+        ints = pc.cast(ids, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # over int64
+        return None
+    if not pc.all(pc.equal(pc.cast(ints, pa.string()), ids)).as_py():
+        return None
+    return np.asarray(ints.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def match(sub_ids: pa.Array, exp: "Expected") -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """(repeated, missing, extra, positions) for stripped submission ids against the expected ones: masks of
+    the submission's rows holding a repeated id, of the expected ids absent from the submission and of the
+    submission's ids not expected, and, when all three are empty, the submission's row for each expected
+    id. The same order as the answers (the usual case) is one compare; integer ids are sorted and matched
+    by numpy; other text in Arrow."""
+    n, m = len(sub_ids), len(exp.ids)
+    none_n, none_m = np.zeros(n, dtype=bool), np.zeros(m, dtype=bool)
+    if n == m and exp.unique and pc.all(pc.equal(sub_ids, exp.ids)).as_py():
+        return none_n, none_m, none_n, np.arange(n, dtype=np.int64)
+    keys = _int_keys(sub_ids) if exp.keys is not None else None
+    if keys is not None and exp.keys is not None:
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        same = ordered[1:] == ordered[:-1]
+        if same.any():
+            repeated = np.isin(keys, ordered[1:][same])
+            return repeated, none_m, none_n, None
+        missing = ~_found(ordered, exp.keys)
+        extra = ~_found(np.sort(exp.keys), keys)
+        if missing.any() or extra.any():
+            return none_n, missing, extra, None
+        return none_n, none_m, none_n, order[np.searchsorted(ordered, exp.keys)]
+    ordered_ids = pc.take(sub_ids, pc.sort_indices(sub_ids))
+    if n >= 2:
+        same_ids = pc.equal(ordered_ids.slice(1), ordered_ids.slice(0, n - 1))
+        if pc.any(same_ids).as_py():
+            repeated_ids = pc.unique(pc.filter(ordered_ids.slice(1), same_ids))
+            return np.asarray(pc.is_in(sub_ids, value_set=repeated_ids).to_numpy(zero_copy_only=False), dtype=bool), \
+                none_m, none_n, None
+    missing, extra = _not_in(exp.ids, sub_ids), _not_in(sub_ids, exp.ids)
+    if missing.any() or extra.any():
+        return none_n, missing, extra, None
+    pos = pc.index_in(exp.ids, value_set=sub_ids).to_numpy(zero_copy_only=False)
+    return none_n, none_m, none_n, np.asarray(pos, dtype=np.int64)
+
+
+def _found(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which `values` are in the sorted array `ordered`."""
+    if len(ordered) == 0:
+        return np.zeros(len(values), dtype=bool)
+    at = np.searchsorted(ordered, values).clip(0, len(ordered) - 1)
+    return ordered[at] == values
+
+
+def expected(sample_path: Path, id_column: str = "", answers: Optional[pd.DataFrame] = None) -> Union[Expected, str]:
+    """The Expected of a sample (and answers, whose ids then are the expected ones), or the reason it cannot be
+    read (a host-side problem, never the agent's)."""
+    sample_path = Path(sample_path)
+    if not sample_path.is_file():
+        return f"cannot check the submission: sample submission not found at {sample_path}"
+    try:
+        sample_head = pd.read_csv(sample_path, nrows=0)
+    except Exception as err:
+        return f"cannot check the submission: sample submission {sample_path} unreadable ({err_text(err)})"
+    columns = [str(c) for c in sample_head.columns]
+    id_column = id_column or (columns[0] if columns else "")
+    if id_column not in columns:
+        return (f"cannot check the submission: id column {id_column!r} is not in the sample submission "
+                f"({excerpt(', '.join(columns))})")
+    has_answer_ids = answers is not None and id_column in answers.columns
+    others = [c for c in columns if c != id_column]
+    # the expected ids come from the answers when given: the sample's own ids are not held as well
+    sample = _read(sample_path, id_column, usecols=others if has_answer_ids and others else None)
+    sample.columns = [str(c) for c in sample.columns]
+    numeric = {c: bool(pd.api.types.is_numeric_dtype(sample[c]) and not pd.api.types.is_bool_dtype(sample[c]))
+               for c in others}
+    may_be_empty = {c: bool(sample[c].isna().any()) for c in others}
+    ids, keys = _expected_ids(answers if answers is not None and has_answer_ids else sample, id_column)
+    if keys is not None:
+        ordered = np.sort(keys)  # numpy's unique hashes: 3.5 s for 1M ids where a sort takes 0.1 s
+        unique = not bool((ordered[1:] == ordered[:-1]).any())
+    else:
+        unique = not _duplicated(ids)
+    return Expected(id_column, tuple(columns), numeric, may_be_empty, ids, len(sample), keys, unique)
+
+
+@dataclass(frozen=True, eq=False)
+class Parsed:
+    """A submission parsed once: its columns (as pandas names them), the value columns (pandas' parse), and
+    its ids as written (Arrow text, null where empty) and normalised (stripped)."""
+
+    columns: List[str]
+    values: pd.DataFrame
+    raw_ids: Optional[pa.Array]
+    ids: Optional[pa.Array]
+    positions: Optional[np.ndarray] = None  # once checked: the submission's row for each expected id
+
+
+def _fast_parse(path: Path, id_column: str) -> Optional[Parsed]:
+    """The ids read by Arrow as text (no Python string per id) and the other columns by pandas, when the file
+    is plain enough that both read it alike: no quote character, every row exactly the header's width (Arrow
+    refuses any other), UTF-8 ids, the same row count. None means "parse it as a whole with pandas"."""
+    if _NA_STRINGS is None:
+        return None
+    try:
+        if _has_quote(path):
+            return None
+        header = pd.read_csv(path, nrows=0)
+        columns = [str(c) for c in header.columns]
+        if id_column not in columns or columns.count(id_column) != 1 or len(columns) < 2:
+            return None
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+            include_columns=[id_column], column_types={id_column: pa.string()},
+            null_values=sorted(_NA_STRINGS), strings_can_be_null=True))
+        raw = _arrow(table.column(id_column))
+        del table
+        values = pd.read_csv(path, usecols=lambda c: str(c) != id_column, keep_default_na=True, **CSV_FLOATS)
+        values.columns = [str(c) for c in values.columns]
+    except Exception:  # anything unusual: pandas reads the whole file, as it always did
+        return None
+    if len(values) != len(raw) or list(values.columns) != [c for c in columns if c != id_column]:
+        return None
+    return Parsed(columns, values, raw, _strip(raw))
+
+
+def parse(path: Path, id_column: str) -> Union[Parsed, str]:
+    """The submission parsed once (`Parsed`), or why it cannot be parsed."""
+    fast = _fast_parse(path, id_column) if id_column else None
+    if fast is not None:
+        return fast
+    try:
+        sub = _read(path, id_column)
+    except UnicodeDecodeError as err:
+        return f"submission is not a text CSV file (cannot decode: {err_text(err)})"
+    except pd.errors.EmptyDataError:
+        return "submission file has no content (no header, no rows)"
+    except Exception as err:
+        return f"submission is not parseable as CSV: {err_text(err)}"
+    sub.columns = [str(c) for c in sub.columns]
+    columns = list(sub.columns)
+    if id_column not in columns or columns.count(id_column) != 1:
+        return Parsed(columns, sub, None, None)  # the column checks refuse it
+    raw = _arrow(sub[id_column])
+    return Parsed(columns, sub.drop(columns=[id_column]), raw, _strip(raw))
 
 
 def validate_submission(submission_path: Path, sample_path: Path, id_column: str = "",
@@ -200,58 +434,47 @@ def validate_submission(submission_path: Path, sample_path: Path, id_column: str
     `id_column` empty means the sample's first column. `answers`, when given, supplies the expected ids
     (and must then hold `id_column`); otherwise the sample's ids are expected.
     """
+    ok, why, _ = check(submission_path, lambda: expected(sample_path, id_column, answers))
+    return ok, why
+
+
+def check(submission_path: Path, reference: Callable[[], Union[Expected, str]]) -> Tuple[bool, str, Optional[Parsed]]:
+    """(True, "", parsed) for a well-formed submission, else (False, reason, None); never raises on bad input.
+    `reference` gives the Expected (called only once the file itself looks like a submission)."""
     try:
-        ok, why = _validate(Path(submission_path), Path(sample_path), id_column, answers)
+        ok, why, parsed = _validate(Path(submission_path), reference)
     except Exception as err:  # never raise on bad input
-        ok, why = False, f"submission could not be checked: {type(err).__name__}: {err_text(err)}"
-    return ok, bounded(why)
+        ok, why, parsed = False, f"submission could not be checked: {type(err).__name__}: {err_text(err)}", None
+    return ok, bounded(why), parsed if ok else None
 
 
-def _validate(sub_path: Path, sample_path: Path, id_column: str,
-              answers: Optional[pd.DataFrame]) -> Tuple[bool, str]:
+def _validate(sub_path: Path, reference: Callable[[], Union[Expected, str]]) -> Tuple[bool, str, Optional[Parsed]]:
     # -- the file ------------------------------------------------------------------------------
     if not sub_path.exists():
-        return False, f"submission file not found: {sub_path}"
+        return False, f"submission file not found: {sub_path}", None
     if not sub_path.is_file():
-        return False, f"submission path is not a file: {sub_path}"
+        return False, f"submission path is not a file: {sub_path}", None
     if sub_path.suffix.lower() != ".csv":
-        return False, f"submission must be a .csv file, got {sub_path.name}"
+        return False, f"submission must be a .csv file, got {sub_path.name}", None
     if sub_path.stat().st_size == 0:
-        return False, f"submission file is empty (0 bytes): {sub_path}"
+        return False, f"submission file is empty (0 bytes): {sub_path}", None
 
     # -- the sample (not the agent's fault if unreadable, but still never raise) --------------
-    if not sample_path.is_file():
-        return False, f"cannot check the submission: sample submission not found at {sample_path}"
-    try:
-        sample_head = pd.read_csv(sample_path, nrows=0)
-    except Exception as err:
-        return False, f"cannot check the submission: sample submission {sample_path} unreadable ({err_text(err)})"
-    sample_cols = [str(c) for c in sample_head.columns]
-    id_column = id_column or (sample_cols[0] if sample_cols else "")
-    if id_column not in sample_cols:
-        return False, (f"cannot check the submission: id column {id_column!r} is not in the sample submission "
-                       f"({excerpt(', '.join(sample_cols))})")
-    has_answer_ids = answers is not None and id_column in answers.columns
-    others = [c for c in sample_cols if c != id_column]
-    # the expected ids come from the answers when given: the sample's own ids are not held as well
-    sample = _read(sample_path, id_column, usecols=others if has_answer_ids and others else None)
+    exp = reference()
+    if isinstance(exp, str):
+        return False, exp, None
+    id_column, sample_cols = exp.id_column, list(exp.columns)
 
     # -- parse ---------------------------------------------------------------------------------
-    try:
-        sub = _read(sub_path, id_column)
-    except UnicodeDecodeError as err:
-        return False, f"submission is not a text CSV file (cannot decode: {err_text(err)})"
-    except pd.errors.EmptyDataError:
-        return False, "submission file has no content (no header, no rows)"
-    except Exception as err:
-        return False, f"submission is not parseable as CSV: {err_text(err)}"
-    sub.columns = [str(c) for c in sub.columns]
+    parsed = parse(sub_path, id_column)
+    if isinstance(parsed, str):
+        return False, parsed, None
 
     # -- columns -------------------------------------------------------------------------------
-    sub_set, sample_set = set(sub.columns), set(sample_cols)
+    sub_set, sample_set = set(parsed.columns), set(sample_cols)
     missing_cols = [c for c in sample_cols if c not in sub_set]
-    extra_cols = [c for c in sub.columns if c not in sample_set]
-    counts = collections.Counter(sub.columns)
+    extra_cols = [c for c in parsed.columns if c not in sample_set]
+    counts = collections.Counter(parsed.columns)
     dup_cols = sorted(c for c, n in counts.items() if n > 1)
     if missing_cols or extra_cols or dup_cols:
         parts = []
@@ -261,59 +484,58 @@ def _validate(sub_path: Path, sample_path: Path, id_column: str,
             parts.append(f"unexpected column(s) {_few(extra_cols)}")
         if dup_cols:
             parts.append(f"duplicated column(s) {_few(dup_cols)}")
-        return False, f"wrong columns: {'; '.join(parts)} (expected: {excerpt(', '.join(sample_cols))})"
-    if len(sub) == 0:
-        return False, f"submission has a header but no rows (expected {len(sample)} rows)"
+        return False, f"wrong columns: {'; '.join(parts)} (expected: {excerpt(', '.join(sample_cols))})", None
+    assert parsed.raw_ids is not None and parsed.ids is not None  # the id column is there, once
+    n = len(parsed.raw_ids)
+    if n == 0:
+        return False, f"submission has a header but no rows (expected {exp.rows} rows)", None
 
     # -- ids -----------------------------------------------------------------------------------
-    if has_answer_ids:
-        expected_ids = _ids(answers, id_column)
-    else:
-        expected_ids = _ids(sample, id_column)
-    sub_ids = _ids(sub, id_column)
-    if sub[id_column].isna().any():
-        rows = list(np.flatnonzero(sub[id_column].isna().to_numpy()) + 2)
-        return False, f"empty id ({id_column!r}) on line(s) {_few(rows)}"
-    dups = _duplicated(sub_ids)
-    if dups:
-        return False, f"duplicate id(s) in {id_column!r}: {_few(dups)}"
-    missing_ids = expected_ids[_not_in(expected_ids, sub_ids)].tolist()
-    extra_ids = sub_ids[_not_in(sub_ids, expected_ids)].tolist()
-    if missing_ids or extra_ids:
+    sub_ids, expected_ids = parsed.ids, exp.ids
+    if parsed.raw_ids.null_count:
+        empty = np.asarray(parsed.raw_ids.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        rows = list(np.flatnonzero(empty)[:SHOW] + 2)
+        return False, f"empty id ({id_column!r}) on line(s) {_few(rows, int(empty.sum()))}", None
+    repeated, missing, extra, pos = match(sub_ids, exp)
+    if repeated.any():
+        held = pd.Series(pc.filter(sub_ids, pa.array(repeated)).to_pylist(), dtype=object)
+        dups = held[held.duplicated(keep="first")].unique().tolist()
+        return False, f"duplicate id(s) in {id_column!r}: {_few(dups)}", None
+    n_missing, n_extra = int(missing.sum()), int(extra.sum())
+    if n_missing or n_extra:
         parts = []
-        if missing_ids:
-            parts.append(f"{len(missing_ids)} missing id(s) in {id_column!r}: {_few(missing_ids)}")
-        if extra_ids:
-            parts.append(f"{len(extra_ids)} unexpected id(s) in {id_column!r}: {_few(extra_ids)}")
-        return False, "; ".join(parts)
-    if len(sub) != len(expected_ids):
-        return False, f"wrong number of rows: {len(sub)} (expected {len(expected_ids)})"
+        if n_missing:
+            shown = _few(_first(expected_ids, missing), n_missing)
+            parts.append(f"{n_missing} missing id(s) in {id_column!r}: {shown}")
+        if n_extra:
+            parts.append(f"{n_extra} unexpected id(s) in {id_column!r}: {_few(_first(sub_ids, extra), n_extra)}")
+        return False, "; ".join(parts), None
+    if n != len(expected_ids):
+        return False, f"wrong number of rows: {n} (expected {len(expected_ids)})", None
 
     # -- values --------------------------------------------------------------------------------
     for col in sample_cols:
         if col == id_column:
             continue
-        values = sub[col]
-        sample_values = sample[col]
-        numeric_expected = (pd.api.types.is_numeric_dtype(sample_values)
-                            and not pd.api.types.is_bool_dtype(sample_values))
-        if numeric_expected and not pd.api.types.is_numeric_dtype(values):
+        values = parsed.values[col]
+        if exp.numeric[col] and not pd.api.types.is_numeric_dtype(values):
             as_num = pd.to_numeric(values, errors="coerce")
             bad = values[as_num.isna() & values.notna()]
             if len(bad):
+                shown = _few(bad.astype(str).unique().tolist(), int(bad.shape[0]))
                 return False, (f"column {col!r} must be numeric (as in the sample submission) but has "
-                               f"non-numeric value(s) {_few(bad.astype(str).unique().tolist(), int(bad.shape[0]))}")
+                               f"non-numeric value(s) {shown}"), None
             values = as_num
-        nan = values.isna()
-        if nan.any() and not sample_values.isna().any():
-            ids = sub_ids[nan].tolist()
-            return False, f"column {col!r} has {int(nan.sum())} empty/NaN value(s), for id(s) {_few(ids)}"
+        nan = values.isna().to_numpy()
+        if nan.any() and not exp.may_be_empty[col]:
+            return False, (f"column {col!r} has {int(nan.sum())} empty/NaN value(s), for id(s) "
+                           f"{_few(_first(sub_ids, nan), int(nan.sum()))}"), None
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             inf = np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
             if inf.any():
-                ids = sub_ids[inf].tolist()
-                return False, f"column {col!r} has {int(inf.sum())} infinite value(s), for id(s) {_few(ids)}"
-    return True, ""
+                return False, (f"column {col!r} has {int(inf.sum())} infinite value(s), for id(s) "
+                               f"{_few(_first(sub_ids, inf), int(inf.sum()))}"), None
+    return True, "", dataclasses.replace(parsed, positions=pos)
 
 
 def check_score(score) -> Tuple[bool, str]:
@@ -329,4 +551,5 @@ def check_score(score) -> Tuple[bool, str]:
     return True, ""
 
 
-__all__: List[str] = ["validate_submission", "check_score"]
+__all__: List[str] = ["validate_submission", "check_score", "check", "expected", "parse", "Expected", "Parsed",
+                      "CSV_FLOATS", "precheck"]

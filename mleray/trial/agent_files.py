@@ -130,10 +130,11 @@ def read_regular(path: Path, max_bytes: int = MAX_BYTES) -> bytes:
 
 @contextlib.contextmanager
 def private_copy(path: Path, max_bytes: int = MAX_BYTES, follow_links: bool = False,
-                 folder: Optional[Path] = None) -> Iterator[Path]:
+                 folder: Optional[Path] = None, hasher: Any = None) -> Iterator[Path]:
     """Yields a host-only copy of the regular file `path` (same file name, in a fresh 0700 folder,
     mode 0600), removed on exit. Whatever the agent does to `path` afterwards, the copy stays what
-    was opened. Raises FileNotFoundError / AgentFileError as `open_regular` does."""
+    was opened. `hasher` (a hashlib object), when given, is fed the bytes copied. Raises
+    FileNotFoundError / AgentFileError as `open_regular` does."""
     path = Path(path)
     fd = open_regular(path, max_bytes, follow_links)
     tmp = Path(tempfile.mkdtemp(prefix="mleray-submission-", dir=folder))  # mode 0700
@@ -141,7 +142,7 @@ def private_copy(path: Path, max_bytes: int = MAX_BYTES, follow_links: bool = Fa
         target = tmp / (path.name if path.name not in ("", ".", "..") else "submission.csv")
         out_fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with os.fdopen(out_fd, "wb") as out:
-            copy_fd(fd, out, max_bytes, path.name)
+            copy_fd(fd, out, max_bytes, path.name, hasher)
         os.close(fd)
         fd = -1
         yield target
