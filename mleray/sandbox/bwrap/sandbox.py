@@ -189,6 +189,8 @@ class BwrapSandbox(Sandbox):
                  "--bind", str(s.logs_dir), "/home/logs"]
         if s.description:
             args += ["--ro-bind", str(s.description), "/home/data/description.md"]
+        if s.instructions_obfuscated:
+            args += ["--ro-bind", str(s.instructions_obfuscated), "/home/instructions_obfuscated.txt"]
         if s.agent_code:
             args += ["--ro-bind", str(s.agent_code), "/home/agent"]
         for host, inside, mode in validation.inside_mounts(s) + llm_inside.inside_mounts(s):
