@@ -216,6 +216,47 @@ def make_home_writable(tag: str, log: Log = print) -> bool:
     return True
 
 
+HOST_PACKAGES = "wheels.txt"  # in a build context: requirements the host's pip installs into site/ (aide)
+
+
+def host_packages(context: Path, log: Log = print) -> Optional[Path]:
+    """For a build context with a `wheels.txt`: its requirements installed by the host's pip (`--target`,
+    the same Python minor version and platform as the base image's Debian python3) into a folder cached
+    by the file's hash under the node cache, then a temporary copy of the context with that folder as
+    `site/`, which the Dockerfile COPYs: the image build itself needs no registry. A line ending in
+    `--no-deps` is installed without its dependencies. None for a context without the file."""
+    import hashlib
+
+    listing = context / HOST_PACKAGES
+    if not listing.is_file():
+        return None
+    text = listing.read_text()
+    site = paths.cache_dir() / "agent-site" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    if not (site / ".ready").is_file():
+        lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
+        lines = [ln for ln in lines if ln]
+        plain = [ln for ln in lines if not ln.endswith("--no-deps")]
+        bare = [ln[: -len("--no-deps")].strip() for ln in lines if ln.endswith("--no-deps")]
+        shutil.rmtree(site, ignore_errors=True)
+        t0 = time.monotonic()
+        for reqs, extra in ((plain, []), (bare, ["--no-deps"])):
+            if not reqs:
+                continue
+            cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--ignore-installed",
+                   "--disable-pip-version-check", "--target", str(site), *extra, *reqs]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+                raise ImageError(f"pip could not install {listing}'s packages: {' / '.join(tail)}")
+        (site / ".ready").write_text("ok\n")
+        log(f"{context.name}: {len(lines)} requirement(s) of {HOST_PACKAGES} installed in "
+            f"{time.monotonic() - t0:.0f} s")
+    copy = Path(tempfile.mkdtemp(prefix=f"mleray-context-{context.name}-"))
+    shutil.copytree(context, copy / "context", ignore=shutil.ignore_patterns("site", "__pycache__"))
+    shutil.copytree(site, copy / "context" / "site", symlinks=True)
+    return copy / "context"
+
+
 def build_agent(agent: AgentConfig, base: Optional[str] = None, log: Log = print,
                 force: bool = False) -> Optional[str]:
     """Builds one agent's image from its build_context (BASE_IMAGE=base when given). Returns the tag.
@@ -239,13 +280,17 @@ def build_agent(agent: AgentConfig, base: Optional[str] = None, log: Log = print
 
     buildargs = {"BASE_IMAGE": base} if base else {}
     t0 = time.monotonic()
+    staged = host_packages(context, log)  # a copy of the context with site/ when it has a wheels.txt
     try:
-        client.images.build(path=str(context), tag=agent.image, buildargs=buildargs, rm=True, forcerm=True,
-                            nocache=force)
+        client.images.build(path=str(staged or context), tag=agent.image, buildargs=buildargs, rm=True,
+                            forcerm=True, nocache=force)
     except docker.errors.BuildError as err:
         tail = "".join(str(x.get("stream") or x.get("error") or "") for x in list(err.build_log)[-10:])
         hint = "" if base else " (offline? pass --offline to build on mleray-base:local)"
         raise ImageError(f"agent {agent.name}: docker build of {context} failed: {err.msg}{hint}\n{tail}") from None
+    finally:
+        if staged is not None:
+            shutil.rmtree(staged.parent, ignore_errors=True)
     make_home_writable(agent.image, log)
     log(f"{agent.name}: built {agent.image} in {time.monotonic() - t0:.1f} s" + (f" on {base}" if base else ""))
     return agent.image
