@@ -5,9 +5,12 @@
     storage = open_sweep_storage("s3://bucket/mleray", "my-sweep")    # S3 (or gs://, hdfs://, file://)
 
 One interface whatever the backend:
-- `append_line(line)` adds one record line to `trials.jsonl` and makes it durable before returning
-  (flush + fsync on a path; an append stream where the filesystem has one; otherwise a small
-  part object per line, folded into `trials.jsonl` by `compact()` — object stores cannot append).
+- `append_line(line)` adds one record line to `trials.jsonl` and makes it durable before returning;
+  `append_lines(lines)` adds several in one write (flush + fsync on a path; an append stream where the
+  filesystem has one; otherwise one part object per call, folded into `trials.jsonl` by `compact()` —
+  object stores cannot append). Parts are merged as they pile up (MERGE_FAN_IN parts of one level into
+  one of the next), so however long a sweep runs, a reader or a resume GETs a few dozen of them at most;
+  parts are read and deleted with parallel requests.
 - `read_lines()` returns every complete line of `trials.jsonl` in order, as text (an undecodable byte
   is U+FFFD: no line stops a reader); `read_raw_lines()` every line as bytes, numbered as in the file.
   A torn last line left by a killed writer is not returned: opening the storage moves it to
@@ -31,8 +34,9 @@ import shutil
 import stat
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO, List, Optional, Tuple
+from typing import BinaryIO, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
 from mleray.records import REJECTED as _REJECTED_SUFFIX
@@ -41,6 +45,8 @@ from mleray.records import BadLine, parse_lines, warn_bad_line
 RECORDS = "trials.jsonl"
 REJECTED = RECORDS + _REJECTED_SUFFIX  # bad lines moved out of trials.jsonl, one JSON object each
 PARTS = "trials.parts"  # append parts on filesystems without append; compacted into trials.jsonl
+MERGE_FAN_IN = 16  # this many parts of one level are merged into one part of the next
+PARALLEL = 16  # object requests in flight at once when reading, merging or deleting parts
 
 
 class StorageError(RuntimeError):
@@ -76,7 +82,16 @@ class SweepStorage:
 
     # -- records ------------------------------------------------------------------------------
     def append_line(self, line: str) -> None:
+        self.append_lines([line])
+
+    def append_lines(self, lines: List[str]) -> None:
+        """Appends several record lines in one write, durable before it returns (none has inner newlines)."""
         raise NotImplementedError
+
+    @property
+    def buffered(self) -> bool:
+        """Whether each append costs a request (an object store): the store then batches records."""
+        return False
 
     def read_lines(self) -> List[str]:
         return [line.decode("utf-8", "replace") for line in self.read_raw_lines() if line.strip()]
@@ -165,6 +180,13 @@ def _complete_lines(data: bytes) -> List[bytes]:
     return data[:end].split(b"\n") if end >= 0 else []
 
 
+def _joined(lines: List[str]) -> str:
+    """The lines as one block to append, each ended by its newline; ValueError for an inner newline."""
+    if any("\n" in line.rstrip("\n") for line in lines):
+        raise ValueError("append_line: one line, without inner newlines")
+    return "".join(line.rstrip("\n") + "\n" for line in lines)
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -201,7 +223,11 @@ class LocalSweepStorage(SweepStorage):
     def repair(self) -> None:
         """Ends a torn last line of trials.jsonl (see `_torn_tail`); the store calls it before it appends."""
         path = self._p(RECORDS)
-        if path.exists():
+        if path.exists() and path.stat().st_size:
+            with open(path, "rb") as f:  # a whole file ends with its newline: read its last byte only
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) == b"\n":
+                    return
             data = path.read_bytes()
             repaired = self._torn_tail(data)
             if repaired is not None:
@@ -217,11 +243,12 @@ class LocalSweepStorage(SweepStorage):
     def shown(self, path: str) -> str:
         return str(self._p(path))
 
-    def append_line(self, line: str) -> None:
-        if "\n" in line.rstrip("\n"):
-            raise ValueError("append_line: one line, without inner newlines")
+    def append_lines(self, lines: List[str]) -> None:
+        data = _joined(lines)
+        if not data:
+            return
         with open(self._p(RECORDS), "a", encoding="utf-8") as f:
-            f.write(line.rstrip("\n") + "\n")
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
 
@@ -318,6 +345,8 @@ class ArrowSweepStorage(SweepStorage):
         self._pafs = pafs
         self._seq = 0
         self._writer = uuid.uuid4().hex[:8]
+        self._levels: Dict[int, List[str]] = {}  # level -> the parts this writer wrote and has not merged
+        self._executor: Optional[ThreadPoolExecutor] = None
         if repair:
             self.repair()
 
@@ -336,27 +365,70 @@ class ArrowSweepStorage(SweepStorage):
             self.write_file(RECORDS, repaired)
 
     def _read_or_empty(self, path: str) -> bytes:
-        if self.size(path) is None:
+        """The object's bytes, b"" when there is none: one GET (no HEAD first)."""
+        try:
+            return self.read_file(path)
+        except FileNotFoundError:
             return b""
-        return self.read_file(path)
+        except OSError:
+            if self.size(path) is None:
+                return b""
+            raise
 
-    def append_line(self, line: str) -> None:
-        if "\n" in line.rstrip("\n"):
-            raise ValueError("append_line: one line, without inner newlines")
-        data = (line.rstrip("\n") + "\n").encode("utf-8")
+    @property
+    def buffered(self) -> bool:
+        return not self.native_append
+
+    def append_lines(self, lines: List[str]) -> None:
+        data = _joined(lines).encode("utf-8")
+        if not data:
+            return
         if self.native_append:
             with self.fs.open_append_stream(self._p(RECORDS)) as out:
                 out.write(data)
                 out.flush()
             return
-        # A part object per line: durable at once, ordered by (time, writer, sequence) when read.
-        self._seq += 1
-        name = f"{time.time_ns():020d}-{self._writer}-{self._seq:08d}.jsonl"
+        # One part object per call: durable at once, ordered by (time, writer, sequence) when read.
+        name = self._part_name(time.time_ns(), 0)
         self.write_file(f"{PARTS}/{name}", data)
+        self._levels.setdefault(0, []).append(name)
+        self._merge_full_levels()
+
+    def _part_name(self, stamp: int, level: int) -> str:
+        self._seq += 1
+        return f"{stamp:020d}-{self._writer}-{self._seq:08d}-L{level}.jsonl"
+
+    def _merge_full_levels(self) -> None:
+        """Merges the parts this writer wrote of a level into one part of the next once there are
+        MERGE_FAN_IN of them (a level's parts are all older than the level below's, so the merged part,
+        named by its oldest stamp, keeps the order). A merge that dies half-way leaves lines twice at
+        worst, which readers drop (exact duplicates)."""
+        level = 0
+        while len(self._levels.get(level, [])) >= MERGE_FAN_IN:
+            names = self._levels.pop(level)
+            datas = self._read_parts(names)
+            merged = self._part_name(int(names[0].split("-", 1)[0]), level + 1)
+            self.write_file(f"{PARTS}/{merged}", b"".join(datas))
+            self._delete_parts(names)
+            self._levels.setdefault(level + 1, []).append(merged)
+            level += 1
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(PARALLEL, thread_name_prefix="mleray-storage")
+        return self._executor
+
+    def _read_parts(self, names: List[str]) -> List[bytes]:
+        return list(self._pool().map(lambda n: self.read_file(f"{PARTS}/{n}"), names))
+
+    def _delete_parts(self, names: List[str]) -> None:
+        list(self._pool().map(lambda n: self.fs.delete_file(self._p(f"{PARTS}/{n}")), names))
 
     def _parts(self) -> List[Tuple[str, bytes]]:
-        names = [n for n in self.list_dir(PARTS) if n.endswith(".jsonl")]
-        return [(n, self.read_file(f"{PARTS}/{n}")) for n in names]
+        infos = self.fs.get_file_info(self._pafs.FileSelector(self._p(PARTS), recursive=False,
+                                                              allow_not_found=True))
+        names = sorted(info.base_name for info in infos if info.base_name.endswith(".jsonl"))
+        return list(zip(names, self._read_parts(names)))
 
     def read_raw_lines(self) -> List[bytes]:
         lines = _complete_lines(self._read_or_empty(RECORDS))
@@ -372,10 +444,16 @@ class ArrowSweepStorage(SweepStorage):
         parts = self._parts()
         if not parts:
             return
-        lines = self.read_raw_lines()
+        lines = _complete_lines(self._read_or_empty(RECORDS))
+        seen = set(lines)
+        for _, data in parts:
+            for line in _complete_lines(data):
+                if line.strip() and line not in seen:
+                    seen.add(line)
+                    lines.append(line)
         self.write_file(RECORDS, b"".join(line + b"\n" for line in lines))
-        for name, _ in parts:
-            self.fs.delete_file(self._p(f"{PARTS}/{name}"))
+        self._delete_parts([name for name, _ in parts])
+        self._levels.clear()
 
     def rewrite_records(self, lines: List[str]) -> None:
         data = "".join(line + "\n" for line in lines).encode("utf-8")

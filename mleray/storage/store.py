@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional, cast
+from typing import Any, Dict, Iterator, List, Optional, Tuple, cast
 
 from omegaconf import OmegaConf
 
 from mleray.errors import one_line
-from mleray.records import is_final, parse_lines, warn_bad_line
+from mleray.records import _attempt, _parse_line, is_final, parse_lines, warn_bad_line
 from mleray.storage.backends import RECORDS, REJECTED, StorageError, SweepStorage, open_location
 
 CONFIG = "config.yaml"
@@ -33,6 +35,9 @@ FREE_KEYS = ("name", "storage", "ray", "max_in_flight", "report", "retries")
 _UNSET = object()
 RESULT = "result.json"  # in each trial folder, trials/<trial id>/ (mleray.trial.folder.TrialPaths.result)
 MAX_RESULT_BYTES = 16 << 20  # a result.json larger than this is not read back (a record is a few KB)
+INDEX = "trials.jsonl.idx"  # beside a local trials.jsonl: where each record line ends, its trial and attempt
+FLUSH_EVERY_S = 2.0  # on an object store, a finished trial's record waits at most this long to be written
+FLUSH_RECORDS = 256  # ... or until this many wait
 
 
 class AppendError(StorageError):
@@ -48,7 +53,17 @@ def _reason(err: BaseException) -> str:
 
 
 class SweepStore:
-    """The driver's view of `<storage>/<sweep>/`: the records so far, and where trials write their folders.
+    """The driver's view of `<storage>/<sweep>/`: an index of the records so far, and where trials write
+    their folders.
+
+    The driver keeps only a small index per recorded trial (its attempt and whether it is final), never
+    the records themselves: `records` and `iter_records()` read them back from trials.jsonl, and `done`
+    is a set kept up to date as records are appended, so resuming and every membership test take
+    linear time. On storage where each append costs a request (an object store), appends made with
+    `append(record, flush=False)` are batched: `flush_due()` writes them as one part object once the
+    oldest has waited FLUSH_EVERY_S or FLUSH_RECORDS have piled up, `flush()` (and `compact()`) at once.
+    A record not yet flushed when the driver dies is not lost: its trial's result.json is in the trial
+    folder, and the next open records it (`_pick_up_results`).
 
     `location` is the string each trial receives (open it with `storage.open_location`). `dir` is the
     sweep folder as a Path when it is one, else the same string as `location`, so `str(store.dir)` is
@@ -62,9 +77,18 @@ class SweepStore:
         self.dir = local if local is not None else self.location
         self.path: Optional[Path] = local / RECORDS if local is not None else None
         self.shown = self.storage.shown(RECORDS)
+        self._pending: List[Tuple[dict, str]] = []  # (record, its line) appended but not yet written
+        self._waiting: Dict[str, Tuple[int, bool]] = {}  # their index entries, noted once written
+        self._pending_since = 0.0
+        self._index: Dict[str, Tuple[int, bool]] = {}  # trial id -> (attempt of its record, final?)
+        self._done: set = set()
+        self._end, self._crc = 0, 0  # bytes of the local trials.jsonl and their CRC-32, for the line index
         try:
             self.storage.repair()  # again, in case it was opened with repair=False
             self.storage.compact()  # a resumed sweep on an object store starts from one whole trials.jsonl
+            if self._open_indexed():
+                self._pick_up_results()
+                return
             parsed = parse_lines(self.storage.read_raw_lines())
         except OSError as err:
             raise StorageError(f"cannot open {self.shown}: {_reason(err)}") from None
@@ -76,43 +100,201 @@ class SweepStore:
                 raise StorageError(f"cannot move the bad lines of {self.shown} to {REJECTED}: {_reason(err)}") from None
             for bad in parsed.bad:
                 warn_bad_line(self.shown, bad, f"moved to {REJECTED}")
-        self._records: Dict[str, dict] = {record["trial_id"]: record for record in parsed.records}
+        for record in parsed.records:
+            self._note(record)
+        del parsed
+        self._rebuild_index()
         self._pick_up_results()
+
+    # -- the line index of a local trials.jsonl -------------------------------------------------
+    # trials.jsonl.idx holds one line per record line: `<end offset> <CRC-32 of the file up to there>
+    # <attempt> <final 0/1> <trial id>`. Opening a store trusts the lines it covers only if the file's
+    # CRC-32 up to the last entry's offset matches (one pass of zlib over the bytes, no JSON parsed);
+    # lines after it are parsed as usual. Any mismatch, bad line or duplicate falls back to the full
+    # parse (parse_lines, which moves bad lines out) and the index is rebuilt: the same rules decide.
+    @property
+    def _index_path(self) -> Optional[Path]:
+        return self.path.with_name(INDEX) if self.path is not None and not self.storage.buffered else None
+
+    def _open_indexed(self) -> bool:
+        """Fills the index from trials.jsonl.idx and the lines after it; False: use the full parse."""
+        idx = self._index_path
+        if idx is None or self.path is None:
+            return False
+        data = self.path.read_bytes() if self.path.exists() else b""
+        entries = _read_index(idx) if data else []
+        end, crc = (entries[-1][0], entries[-1][1]) if entries else (0, 0)
+        view = memoryview(data)
+        if end > len(data) or (end and zlib.crc32(view[:end]) != crc):
+            return False
+        lines: List[Tuple[str, int, bool]] = [(trial, attempt, final) for _, _, attempt, final, trial in entries]
+        del entries
+        tail: List[Tuple[int, int, str, int, bool]] = []
+        for raw in _complete_lines_from(data, end):
+            _, record, _ = _parse_line(raw)
+            if record is None:
+                return False
+            crc = zlib.crc32(raw + b"\n", crc)
+            end += len(raw) + 1
+            attempt, final = int(_attempt(record.get("attempt")) or 0), is_final(record)
+            tail.append((end, crc, record["trial_id"], attempt, final))
+            lines.append((record["trial_id"], attempt, final))
+        if end != len(data) and data[end:].strip():  # a torn last line: repair() left it? then parse fully
+            return False
+        winner: Dict[str, Tuple[int, int]] = {}
+        for number, (trial, attempt, _) in enumerate(lines):
+            winner[trial] = max(winner.get(trial, (attempt, number)), (attempt, number))
+        for number, (trial, attempt, final) in enumerate(lines):
+            if winner[trial][1] != number and (final or attempt >= winner[trial][0]):
+                return False  # a duplicate: the full parse moves it out
+        for trial, (attempt, number) in winner.items():
+            self._index[trial] = (attempt, lines[number][2])
+            if lines[number][2]:
+                self._done.add(trial)
+        self._end, self._crc = end, crc
+        if tail:
+            self._write_index(tail)
+        return True
+
+    def _rebuild_index(self) -> None:
+        """Writes trials.jsonl.idx afresh for the whole file (after the full parse)."""
+        idx = self._index_path
+        if idx is None or self.path is None:
+            return
+        idx.unlink(missing_ok=True)
+        data = self.path.read_bytes() if self.path.exists() else b""
+        entries = []
+        end = crc = 0
+        for raw in _complete_lines_from(data, 0):
+            end += len(raw) + 1
+            crc = zlib.crc32(raw + b"\n", crc)
+            _, record, _ = _parse_line(raw)
+            if record is None:  # not clean after all: no index (the next open parses fully)
+                return
+            entries.append((end, crc, record["trial_id"], int(_attempt(record.get("attempt")) or 0), is_final(record)))
+        self._end, self._crc = end, crc
+        self._write_index(entries)
+
+    def _index_written(self, pending: List[Tuple[dict, str]]) -> None:
+        """Adds the lines just appended to trials.jsonl.idx."""
+        if self._index_path is None:
+            return
+        entries = []
+        for record, line in pending:
+            raw = line.encode("utf-8") + b"\n"
+            self._end += len(raw)
+            self._crc = zlib.crc32(raw, self._crc)
+            attempt = int(record.get("attempt") or 0)
+            entries.append((self._end, self._crc, record["trial_id"], attempt, is_final(record)))
+        self._write_index(entries)
+
+    def _write_index(self, entries: List[Tuple[int, int, str, int, bool]]) -> None:
+        idx = self._index_path
+        if idx is None:
+            return
+        try:
+            if any(any(c in trial for c in "\r\n") for _, _, trial, _, _ in entries):
+                raise ValueError("a trial id with a line break")
+            with open(idx, "a", encoding="utf-8") as f:
+                f.write("".join(f"{end} {crc:08x} {attempt} {int(final)} {trial}\n"
+                                for end, crc, trial, attempt, final in entries))
+        except (OSError, ValueError):  # no index: the next open parses the whole file, as without one
+            idx.unlink(missing_ok=True)
+
+    def _note(self, record: dict) -> None:
+        trial, final = record["trial_id"], is_final(record)
+        self._index[trial] = (int(record.get("attempt") or 0), final)
+        if final:
+            self._done.add(trial)
+        else:
+            self._done.discard(trial)
 
     @property
     def done(self) -> set:
-        """The trials whose record is final (an infrastructure failure is not: it runs again)."""
-        return {trial for trial, record in self._records.items() if is_final(record)}
+        """The trials whose record is final (an infrastructure failure is not: it runs again). The
+        store's own set, kept up to date as records are appended: read it, do not change it."""
+        return self._done
+
+    def __len__(self) -> int:
+        """How many trials are recorded (infrastructure failures included)."""
+        return len(self._index)
 
     @property
     def records(self) -> List[dict]:
-        """The record that counts of each trial recorded, infrastructure failures included."""
-        return list(self._records.values())
+        """The record that counts of each trial recorded, infrastructure failures included, in the order
+        of trials.jsonl (read back from it: the store keeps none in memory)."""
+        return list(self.iter_records())
+
+    def iter_records(self) -> Iterator[dict]:
+        """`records` one at a time, streamed from trials.jsonl (on a path, a line at a time)."""
+        self.flush()
+        for raw in self._raw_lines():
+            text, record, _ = _parse_line(raw)
+            if record is None:
+                continue
+            held = self._index.get(record["trial_id"])
+            if held is not None and held[0] == _attempt(record.get("attempt")):
+                yield record
+
+    def _raw_lines(self) -> Iterator[bytes]:
+        if self.path is None or self.storage.buffered:  # parts to merge in: read through the storage
+            yield from self.storage.read_raw_lines()
+            return
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            for line in f:
+                if line.endswith(b"\n"):  # a torn last line is not a record
+                    yield line
 
     def next_attempt(self, trial: str) -> int:
         """The attempt a trial not done runs as: one past its recorded infrastructure failure, else 0."""
-        record = self._records.get(trial)
-        return int(record.get("attempt") or 0) + 1 if record is not None else 0
+        held = self._index.get(trial)
+        return held[0] + 1 if held is not None else 0
 
     def _supersedes(self, record: dict) -> bool:
         """Whether `record` is to be recorded: its trial has no record, or only an infrastructure
         failure of an earlier attempt."""
-        old = self._records.get(record["trial_id"])
-        return old is None or (not is_final(old) and int(record.get("attempt") or 0) > int(old.get("attempt") or 0))
+        held = self._waiting.get(record["trial_id"]) or self._index.get(record["trial_id"])
+        return held is None or (not held[1] and int(record.get("attempt") or 0) > held[0])
 
-    def append(self, record: dict) -> bool:
-        """Appends one finished trial, durable before it returns. Returns False if it was already
-        recorded (a final record, or this attempt or a later one). Raises AppendError when the
-        storage refuses the line (permission, a full disk, an object store error)."""
+    def append(self, record: dict, flush: bool = True) -> bool:
+        """Appends one finished trial; with `flush` (the default) it is durable before this returns,
+        else it waits for the next `flush_due()`/`flush()` (one write for all waiting). Returns False if it
+        was already recorded (a final record, or this attempt or a later one). Raises AppendError when
+        the storage refuses the line (permission, a full disk, an object store error)."""
         if not self._supersedes(record):
             return False
-        trial = record["trial_id"]
-        try:
-            self.storage.append_line(json.dumps(record, default=str, sort_keys=False))
-        except Exception as err:  # OSError, pyarrow's errors, StorageError: all stop the sweep the same way
-            raise AppendError(f"cannot append to {self.shown}: {_reason(err)}; {self._kept(trial)}") from None
-        self._records[trial] = record
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append((record, json.dumps(record, default=str, sort_keys=False)))
+        self._waiting[record["trial_id"]] = (int(record.get("attempt") or 0), is_final(record))
+        if flush:
+            self.flush()
         return True
+
+    def flush_due(self) -> None:
+        """Writes the waiting records if due: at once on a path, on an object store once the oldest has
+        waited FLUSH_EVERY_S or FLUSH_RECORDS wait."""
+        if self._pending and (not self.storage.buffered or len(self._pending) >= FLUSH_RECORDS
+                              or time.monotonic() - self._pending_since >= FLUSH_EVERY_S):
+            self.flush()
+
+    def flush(self) -> None:
+        """Writes every waiting record in one append (one part object on an object store)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        self._waiting.clear()
+        try:
+            self.storage.append_lines([line for _, line in pending])
+        except Exception as err:  # OSError, pyarrow's errors, StorageError: all stop the sweep the same way
+            raise AppendError(f"cannot append to {self.shown}: {_reason(err)}; "
+                              + "; ".join(self._kept(record["trial_id"]) for record, _ in pending[:3])
+                              + (f" (and {len(pending) - 3} more trials)" if len(pending) > 3 else "")) from None
+        for record, _ in pending:  # only now: a record the storage refused is not recorded
+            self._note(record)
+        self._index_written(pending)
 
     def _kept(self, trial: str) -> str:
         """Where the result of a trial whose append failed is, for the error message."""
@@ -133,7 +315,7 @@ class SweepStore:
         except OSError as err:
             raise StorageError(f"cannot list {self.storage.shown('trials')}: {_reason(err)}") from None
         for trial in folders:
-            if trial in self._records and is_final(self._records[trial]):
+            if trial in self._done:
                 continue
             path = f"trials/{trial}/{RESULT}"
             try:
@@ -146,12 +328,15 @@ class SweepStore:
             record = parsed.records[0] if parsed.records else None
             if record is None or record["trial_id"] != trial or not self._supersedes(record):
                 continue  # half written, or another trial's: the trial runs again
-            self.append(record)
+            self.append(record, flush=False)
             print(f"mleray: {self.storage.shown(path)}: recorded (its trial finished, but its record was "
                   f"missing from {RECORDS})", file=sys.stderr, flush=True)
+        self.flush()  # every record picked up, in one write
 
     def compact(self) -> None:
-        """Folds an object store's per-trial parts into one trials.jsonl (at sweep end; a no-op on a path)."""
+        """Writes what waits, then folds an object store's parts into one trials.jsonl (at sweep end; a
+        no-op on a path)."""
+        self.flush()
         try:
             self.storage.compact()
         except OSError as err:
@@ -166,6 +351,38 @@ class SweepStore:
             self.storage.write_file(CONFIG, text)
         except OSError as err:
             raise StorageError(f"cannot write {self.storage.shown(CONFIG)}: {_reason(err)}") from None
+
+
+def _read_index(idx: Path) -> List[Tuple[int, int, int, bool, str]]:
+    """The entries of trials.jsonl.idx, (end, crc, attempt, final, trial), up to its first malformed line
+    (a torn last line of a killed writer) or an offset that does not grow."""
+    entries: List[Tuple[int, int, int, bool, str]] = []
+    try:
+        text = idx.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return entries
+    last = 0
+    for line in text.split("\n")[:-1]:
+        try:
+            end, crc, attempt, final, trial = line.split(" ", 4)
+            entry = (int(end), int(crc, 16), int(attempt), final == "1", trial)
+        except ValueError:
+            break
+        if entry[0] <= last or final not in ("0", "1") or not trial.strip():
+            break
+        last = entry[0]
+        entries.append(entry)
+    return entries
+
+
+def _complete_lines_from(data: bytes, start: int) -> Iterator[bytes]:
+    """The complete lines of data[start:], without their newlines (blank ones too)."""
+    while True:
+        stop = data.find(b"\n", start)
+        if stop < 0:
+            return
+        yield data[start:stop]
+        start = stop + 1
 
 
 def config_changes(old: str, new: str) -> List[str]:

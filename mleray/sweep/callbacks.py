@@ -6,7 +6,7 @@ The scheduler (`mleray.sweep.scheduler.Scheduler.run`) calls them on the driver,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Sequence
+from typing import TYPE_CHECKING, Collection, Dict, Sequence
 
 if TYPE_CHECKING:
     from mleray.sweep.trials import TrialSpec
@@ -33,8 +33,15 @@ class SweepCallback:
     def on_trial_end(self, record: dict) -> None:
         """A trial finished and its record (a TrialResult dict) was appended to trials.jsonl."""
 
-    def on_sweep_end(self, records: List[dict], interrupted: bool) -> None:
-        """All trials are recorded (or the sweep was interrupted)."""
+    def on_sweep_end(self, records: Sequence[dict], interrupted: bool) -> None:
+        """All trials are recorded (or the sweep was interrupted). `records` is read back from
+        trials.jsonl as it is iterated (the driver keeps no list of them); `len(records)` is cheap."""
+
+    def shown_trials(self) -> Collection[str]:
+        """The running trials whose last log line this callback shows now: the driver asks those trials
+        for it (on_trial_log), and no others. None by default: a callback that shows no log lines
+        costs the trials no calls."""
+        return ()
 
 
 class CallbackList(SweepCallback):
@@ -67,6 +74,14 @@ class CallbackList(SweepCallback):
         for cb in self.callbacks:
             cb.on_trial_end(record)
 
-    def on_sweep_end(self, records: List[dict], interrupted: bool) -> None:
+    def on_sweep_end(self, records: Sequence[dict], interrupted: bool) -> None:
         for cb in self.callbacks:
             cb.on_sweep_end(records, interrupted)
+
+    def shown_trials(self) -> Collection[str]:
+        """Every callback's shown trials, in order, each once (only SweepCallbacks are asked)."""
+        shown: Dict[str, None] = {}
+        for cb in self.callbacks:
+            if isinstance(cb, SweepCallback):
+                shown.update(dict.fromkeys(cb.shown_trials() or ()))
+        return shown.keys()

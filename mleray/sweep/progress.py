@@ -13,6 +13,10 @@ reason, duration).
 
 `render(state, now)` and `render_line(state, now)` are pure functions of a `ProgressState`, so the
 view can be tested on known states without a terminal or a sweep.
+
+`RayProgress` (which the scheduler adds itself) reports the same counts where Ray users look: a named
+actor, `progress:<sweep>` in namespace `mleray`, listed by `ray list actors` and the dashboard next to
+the trials' actors (named by trial id); `sweep_progress(sweep)` reads it from any driver of the cluster.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, TextIO
 
 from mleray.cli.logs import outcome
 from mleray.sweep.callbacks import SweepCallback
@@ -190,6 +194,12 @@ class ProgressCallback(SweepCallback):
         self._plan: Dict[str, TrialSpec] = {}
         self._ticker_enabled = ticker
         self._thread: Optional[threading.Thread] = None
+        self._shown: List[str] = []  # the running trials the last TTY frame showed
+
+    def shown_trials(self) -> Collection[str]:
+        """The trials whose log line the view shows: the rows of the TTY view; none in plain mode."""
+        with self._lock:
+            return list(self._shown) if self.tty else []
 
     # -- SweepCallback hooks ------------------------------------------------------------------
     def on_sweep_plan(self, trials: Sequence[TrialSpec]) -> None:
@@ -249,7 +259,7 @@ class ProgressCallback(SweepCallback):
                 self.state.done += 1
             self._draw(now, above=f"{outcome(record)}, {format_duration(spent)}")
 
-    def on_sweep_end(self, records: List[dict], interrupted: bool) -> None:
+    def on_sweep_end(self, records: Sequence[dict], interrupted: bool) -> None:
         self._stop.set()
         with self._lock:
             self.state.finished = True
@@ -274,7 +284,10 @@ class ProgressCallback(SweepCallback):
             return
         if self.tty:  # the line scrolls away above; the view is redrawn below it
             size = shutil.get_terminal_size((120, 24))
-            frame = render(self.state, now, width=size.columns - 1, max_rows=max(size.lines - 4, 3))
+            rows = max(size.lines - 4, 3)
+            frame = render(self.state, now, width=size.columns - 1, max_rows=rows)
+            self._shown = [t.trial_id for t in sorted(self.state.running.values(),
+                                                      key=lambda t: (t.started, t.trial_id))[:rows]]
             up = f"\x1b[{self._drawn_lines}F" if self._drawn_lines else "\r"
             self.stream.write(up + _ANSI_CLEAR_TO_END + (above + "\n" if above else "") + frame + "\n")
             self._drawn_lines = frame.count("\n") + 1
@@ -289,3 +302,111 @@ class ProgressCallback(SweepCallback):
 
 
 LiveProgress = ProgressCallback  # the name mleray.sweep uses
+
+RAY_NAMESPACE = "mleray"
+PUSH_EVERY_S = 2.0  # the progress actor is updated at most this often (and at the end)
+
+
+def progress_actor_name(sweep: str) -> str:
+    return f"progress:{sweep}"
+
+
+class SweepProgress:
+    """The named Ray actor holding a sweep's progress (counts, updated by the driver); its repr names
+    the sweep in the dashboard."""
+
+    def __init__(self, sweep: str):
+        self.sweep = sweep
+        self.state: Dict[str, Any] = {"sweep": sweep}
+
+    def update(self, state: Dict[str, Any]) -> None:
+        self.state = state
+
+    def progress(self) -> Dict[str, Any]:
+        return self.state
+
+    def __repr__(self) -> str:
+        return f"mleray sweep {self.sweep}"
+
+
+def sweep_progress(sweep: str, timeout: float = 10.0) -> Dict[str, Any]:
+    """The progress of the running sweep `sweep` on the connected cluster, from its progress actor:
+    {"sweep", "total", "recorded", "failed", "running", "pending", "retries", "resumed", "finished",
+    "interrupted", "elapsed_s"}. Raises ValueError when no such sweep runs."""
+    import ray
+
+    actor = ray.get_actor(progress_actor_name(sweep), namespace=RAY_NAMESPACE)
+    state: Dict[str, Any] = ray.get(actor.progress.remote(), timeout=timeout)  # type: ignore[assignment]
+    return state
+
+
+class RayProgress(SweepCallback):
+    """Mirrors the sweep's counts onto its progress actor (SweepProgress), at most every PUSH_EVERY_S
+    and at the end, fire and forget: the driver never waits on it while trials run. The actor needs no
+    CPU and stays on the driver's node (an autoscaler never holds a node up for it). If Ray refuses the
+    actor, the sweep goes on without it."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.actor: Any = None
+        self.counts: Dict[str, Any] = {}
+        self._started = 0.0
+        self._pushed = -float("inf")
+
+    def on_sweep_start(self, sweep: str, total: int, done: int) -> None:
+        import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        self._started = self.clock()
+        self.counts = {"sweep": sweep, "total": total, "recorded": done, "failed": 0, "running": 0,
+                       "retries": 0, "resumed": done, "finished": False, "interrupted": False}
+        cls = ray.remote(num_cpus=0, max_restarts=0)(SweepProgress)
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        for name in (progress_actor_name(sweep), f"{progress_actor_name(sweep)}~{os.getpid()}-{id(self):x}"):
+            try:
+                self.actor = cls.options(name=name, namespace=RAY_NAMESPACE, scheduling_strategy=here).remote(sweep)
+                break
+            except ValueError:  # the name is held (a sweep of that name still ending): the second name
+                continue
+            except Exception as err:
+                print(f"mleray: warning: no progress actor in Ray ({type(err).__name__}); the sweep goes on",
+                      file=sys.stderr, flush=True)
+                break
+        self._push(force=True)
+
+    def _push(self, force: bool = False) -> Any:
+        now = self.clock()
+        if self.actor is None or not (force or now - self._pushed >= PUSH_EVERY_S):
+            return None
+        self._pushed = now
+        pending = max(self.counts["total"] - self.counts["recorded"] - self.counts["running"], 0)
+        return self.actor.update.remote({**self.counts, "pending": pending,
+                                         "elapsed_s": round(now - self._started, 1)})
+
+    def on_trial_start(self, trial_id: str, attempt: int, node: str) -> None:
+        self.counts["running"] += 1
+        self._push()
+
+    def on_trial_retry(self, trial_id: str, attempt: int, reason: str) -> None:
+        self.counts["retries"] += 1
+        self.counts["running"] = max(self.counts["running"] - 1, 0)
+        self._push()
+
+    def on_trial_end(self, record: dict) -> None:
+        self.counts["recorded"] += 1
+        self.counts["failed"] += record.get("status") == "failed"
+        self.counts["running"] = max(self.counts["running"] - 1, 0)
+        self._push()
+
+    def on_sweep_end(self, records: Sequence[dict], interrupted: bool) -> None:
+        import ray
+
+        if self.actor is None:
+            return
+        self.counts.update(finished=True, interrupted=interrupted, running=0)
+        try:
+            ray.get(self._push(force=True), timeout=5)
+        except Exception:
+            pass
+        ray.kill(self.actor, no_restart=True)
+        self.actor = None

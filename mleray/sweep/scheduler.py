@@ -11,10 +11,13 @@ after every trial in flight is stopped): its result is kept in the trial folder 
 from __future__ import annotations
 
 import math
+import queue
 import time
+import uuid
 from collections import Counter, deque
+from collections.abc import Sequence as Sequence_
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
@@ -28,8 +31,10 @@ from mleray.sweep.placement import GIB, alive_nodes, cpu_only_selector, plan_lau
 from mleray.sweep.trials import TrialJob, TrialSpec
 from mleray.trial.actor import TrialActor, TrialStatus
 
-STATUS_EVERY_S = 2.0
-NODES_EVERY_S = 5.0
+STATUS_EVERY_S = 2.0  # a shown trial's last log line is asked for at most this often
+STATUS_PER_S = 20  # and at most this many status() calls a second in all, however many trials run
+NODES_EVERY_S = 5.0  # the node list and the cluster's resources are looked up at most this often
+TURN_S = 0.5  # the longest the loop sleeps while nothing happens
 # Deaths of the actor's process or node: the trial is retried on any node.
 RETRYABLE = (RayActorError, WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError)
 
@@ -41,97 +46,164 @@ class _InFlight:
     ref: Any
     status_ref: Optional[object] = None
     started: bool = False
+    asking: bool = False  # a status() call for its log line is in flight
+
+
+def actor_name(job: TrialJob) -> str:
+    """The trial's actor's name in Ray (`ray list actors`, the dashboard): its trial id, with `#<attempt>`
+    for a retry or a resumed trial's later attempt, so no two live actors of a sweep share a name."""
+    return job.spec.trial_id + (f"#{job.attempt}" if job.attempt else "")
 
 
 @dataclass
 class Scheduler:
-    """Runs `trials` on the connected Ray cluster, recording into `store`."""
+    """Runs `trials` on the connected Ray cluster, recording into `store`.
+
+    Each loop turn costs what happened since the last one, not what is in flight: results and
+    status answers arrive through their refs' futures into queues and are all taken in one turn; the
+    counts the launch plan needs are counters; the node list and the cluster's resources are cached
+    for NODES_EVERY_S; a running trial's last log line is asked for only while a callback shows that
+    trial (`SweepCallback.shown_trials`), at most every STATUS_EVERY_S and STATUS_PER_S in all. The
+    driver keeps nothing per finished trial beyond the store's small index.
+    """
 
     cfg: SweepConfig
     store: SweepStore
     sandbox_kind: str
     callbacks: Sequence[SweepCallback] = ()
     actor_cls: Any = TrialActor  # a test or benchmark may pass another actor with the same methods
+    report_to_ray: bool = True  # the sweep's progress on a named Ray actor (mleray.sweep.progress.RayProgress)
     inflight: Dict[object, _InFlight] = field(default_factory=dict)
     _first: Dict[str, int] = field(default_factory=dict)  # trial id -> its first attempt in this run
     _node_cache: List[dict] = field(default_factory=list)
+    _resources: dict = field(default_factory=dict)
     _nodes_at: float = -math.inf
 
     def __post_init__(self) -> None:
-        self._events = CallbackList(self.callbacks)
+        callbacks = list(self.callbacks)
+        if self.report_to_ray:
+            from mleray.sweep.progress import RayProgress
+
+            callbacks.append(RayProgress())
+        self._events = CallbackList(callbacks)
+        # What Ray finished, pushed by the refs' futures: (main ref, None) for a result ready,
+        # (status ref, item) for a status() answer.
+        self._arrived: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
+        self._shapes: Dict[str, Any] = {}  # tier -> its resources, of the tiers launched
+        self._by_trial: Dict[str, _InFlight] = {}
+        self._unplaced: Counter = Counter()  # tier -> trials launched, not yet started
+        self._unplaced_gpu = 0
+        self._next_ask = 0.0
 
     def _launch(self, job: TrialJob, gpu_trials_waiting: bool) -> None:
         res = job.spec.resources
-        options: Dict[str, Any] = dict(num_cpus=res.cpus, num_gpus=res.gpus, memory=int(res.memory_gb * GIB))
+        options: Dict[str, Any] = dict(num_cpus=res.cpus, num_gpus=res.gpus, memory=int(res.memory_gb * GIB),
+                                       name=actor_name(job))
         # GPU nodes' CPUs stay free for GPU trials while any wait (see mleray.sweep.placement).
         selector = cpu_only_selector(res, self._nodes(), gpu_trials_waiting)
         if selector:
             options["label_selector"] = selector
-        actor = self.actor_cls.options(**options).remote(job)
+        try:
+            actor = self.actor_cls.options(**options).remote(job)
+        except ValueError:  # the name is still held (an actor of this name not yet gone): a unique suffix
+            options["name"] = f"{actor_name(job)}~{uuid.uuid4().hex[:6]}"
+            actor = self.actor_cls.options(**options).remote(job)
         ref = actor.result.remote()
         # status() answers as soon as the actor exists: that is when the trial starts running.
-        self.inflight[ref] = _InFlight(job, actor, ref, status_ref=actor.status.remote())
+        item = _InFlight(job, actor, ref, status_ref=actor.status.remote())
+        self.inflight[ref] = item
+        self._by_trial[job.spec.trial_id] = item
+        self._unplaced[job.spec.tier] += 1
+        self._unplaced_gpu += bool(res.gpus)
+        self._shapes[job.spec.tier] = res
+        self._when_ready(ref, lambda: self._arrived.put((ref, None)))
+        self._watch_status(item)
+
+    @staticmethod
+    def _when_ready(ref: Any, then: Any) -> None:
+        ref.future().add_done_callback(lambda _: then())  # on Ray's thread: only a queue put
+
+    def _watch_status(self, item: _InFlight) -> None:
+        status_ref = item.status_ref
+        self._when_ready(status_ref, lambda: self._arrived.put((status_ref, item)))
 
     def _gpu_trials_waiting(self, queues: "TierQueues") -> bool:
         """Whether a GPU trial is not yet running: queued here, or launched but not placed by Ray."""
-        return (any(resources.gpus for _, resources in queues.tiers())
-                or any(item.job.spec.resources.gpus and not item.started for item in self.inflight.values()))
+        return bool(self._unplaced_gpu) or any(resources.gpus for _, resources in queues.tiers())
+
+    def _refresh(self) -> None:
+        """The alive nodes and the cluster's resources, looked up at most every few seconds (nodes
+        come and go with the autoscaler)."""
+        if time.monotonic() - self._nodes_at > NODES_EVERY_S:
+            self._node_cache, self._resources = alive_nodes(), ray.cluster_resources()
+            self._nodes_at = time.monotonic()
 
     def _nodes(self) -> List[dict]:
-        """The alive nodes, looked up at most every few seconds (nodes come and go with the autoscaler)."""
-        if time.monotonic() - self._nodes_at > NODES_EVERY_S:
-            self._node_cache, self._nodes_at = alive_nodes(), time.monotonic()
+        self._refresh()
         return self._node_cache
 
-    def _answers(self, items: Sequence[_InFlight]) -> List[tuple[_InFlight, Optional[TrialStatus]]]:
-        """(item, its TrialStatus) for each item whose status() call has answered since the last
-        look, with None for an actor that died first (its main ref reports why)."""
-        asked = {item.status_ref: item for item in items if item.status_ref is not None}
-        if not asked:
-            return []
-        ready, _ = ray.wait(list(asked), num_returns=len(asked), timeout=0)
-        answers = []
-        for ref in ready:
-            item = asked[ref]
-            item.status_ref = None
+    def _take_answers(self, answers: List[tuple]) -> None:
+        """Handles the status() answers that arrived since the last turn: a trial whose actor came up is
+        announced (so even a short trial shows as running, on its node); a log line is passed on."""
+        for status_ref, item in answers:
+            if item.ref not in self.inflight:
+                continue  # finished meanwhile
             try:
-                answers.append((item, ray.get(ref)))
+                answer: Optional[TrialStatus] = ray.get(status_ref)
             except Exception:
-                answers.append((item, None))
-        return answers
-
-    def _check_started(self) -> None:
-        """Announces trials whose actor came up since the last look (every loop turn, so even a short
-        trial shows as running, on its node)."""
-        for item, answer in self._answers([item for item in self.inflight.values() if not item.started]):
-            if answer:
-                self._start(item, answer.node)
+                answer = None  # the actor died first: its main ref reports why
+            item.status_ref = None
+            if not item.started:
+                if answer:
+                    self._start(item, answer.node)
+            else:
+                item.asking = False
+                if answer and answer.last_line:
+                    self._events.on_trial_log(item.job.spec.trial_id, answer.last_line)
 
     def _start(self, item: _InFlight, node: str) -> None:
         item.started = True
+        self._placed(item)
         self._events.on_trial_start(item.job.spec.trial_id, item.job.attempt, node)
 
-    def _poll_logs(self) -> None:
-        """Asks running actors for their last log line (for the progress view)."""
-        running = [item for item in self.inflight.values() if item.started]
-        for item, answer in self._answers(running):
-            if answer and answer.last_line:
-                self._events.on_trial_log(item.job.spec.trial_id, answer.last_line)
-        for item in running:
-            if item.status_ref is None:
-                item.status_ref = item.actor.status.remote()
+    def _placed(self, item: _InFlight) -> None:
+        self._unplaced[item.job.spec.tier] -= 1
+        self._unplaced_gpu -= bool(item.job.spec.resources.gpus)
 
-    def _finish(self, ref, retry: List[TrialJob]) -> None:
+    def _ask_logs(self) -> None:
+        """Asks the running trials a callback shows for their last log line: none while nothing shows
+        them, and at most STATUS_PER_S * STATUS_EVERY_S calls per STATUS_EVERY_S whatever runs."""
+        now = time.monotonic()
+        if now < self._next_ask:
+            return
+        self._next_ask = now + STATUS_EVERY_S
+        budget = int(STATUS_PER_S * STATUS_EVERY_S)
+        for trial in self._events.shown_trials():
+            item = self._by_trial.get(trial)
+            if item is None or not item.started or item.asking:
+                continue
+            if budget <= 0:
+                return
+            budget -= 1
+            item.asking = True
+            item.status_ref = item.actor.status.remote()
+            self._watch_status(item)
+
+    def _finish(self, ref, retry: List[TrialJob]) -> Optional[dict]:
+        """The record of a finished trial (appended, not yet flushed), or None (retried, or a duplicate)."""
         item = self.inflight.pop(ref)
         job = item.job
+        self._by_trial.pop(job.spec.trial_id, None)
         try:
             record = ray.get(ref)
         except RETRYABLE as err:
             reason = f"actor or node died (attempt {job.attempt}): {one_line(err, last=True)}"
             if job.attempt - self._first.get(job.spec.trial_id, 0) < self.cfg.retries:
+                if not item.started:
+                    self._placed(item)
                 self._events.on_trial_retry(job.spec.trial_id, job.attempt + 1, reason)
                 retry.append(job.retry())
-                return
+                return None
             record = failed_record(job.spec, job.attempt, f"{reason}; no retries left")
         except RayTaskError as err:
             record = failed_record(job.spec, job.attempt, f"trial raised: {one_line(err, last=True)}")
@@ -139,10 +211,13 @@ class Scheduler:
             record = failed_record(job.spec, job.attempt, f"ray: {type(err).__name__}: {one_line(err, last=True)}")
         finally:
             ray.kill(item.actor, no_restart=True)
-        if not item.started and record.get("node_id"):
-            self._start(item, record.get("node_ip") or record["node_id"])
-        if self.store.append(record):
-            self._events.on_trial_end(record)
+        self._first.pop(job.spec.trial_id, None)
+        if not item.started:
+            if record.get("node_id"):
+                self._start(item, record.get("node_ip") or record["node_id"])
+            else:
+                self._placed(item)
+        return record if self.store.append(record, flush=False) else None
 
     def run(self, trials: Sequence[TrialSpec]) -> bool:
         """Runs every trial not yet recorded, firing every callback event from on_sweep_plan to on_sweep_end
@@ -157,41 +232,67 @@ class Scheduler:
         try:
             completed = self._loop(TierQueues(todo))
         finally:  # an AppendError stops the sweep too: the view ends as interrupted, then the error is raised
-            self._events.on_sweep_end(self.store.records, not completed)
+            self._events.on_sweep_end(StreamedRecords(self.store), not completed)
         return completed
 
     def _loop(self, queues: "TierQueues") -> bool:
         """Launches, watches and records until every job is recorded; on Ctrl-C kills what is in flight
-        and returns False."""
-        last_status = 0.0
+        and returns False. A turn takes every result that is ready, records them in one write, then
+        fires their on_trial_end."""
         try:
             while queues or self.inflight:
                 self._fill(queues)
-                ready, _ = ray.wait(list(self.inflight), num_returns=1, timeout=0.5)
-                self._check_started()
+                ready, answers = self._arrivals(TURN_S)
+                self._take_answers(answers)
                 retry: List[TrialJob] = []
-                for ref in ready:
-                    self._finish(ref, retry)
+                ended = [record for record in (self._finish(ref, retry) for ref in ready) if record is not None]
+                self.store.flush_due()
+                for record in ended:
+                    self._events.on_trial_end(record)
                 queues.push_front(retry)
-                if time.monotonic() - last_status > STATUS_EVERY_S:
-                    self._poll_logs()
-                    last_status = time.monotonic()
+                self._ask_logs()
+            self.store.flush()
         except KeyboardInterrupt:
             self.stop()
             return False
         except AppendError:
             self.stop()
             raise
+        finally:
+            self._flush_quietly()
         return True
+
+    def _flush_quietly(self) -> None:
+        """Writes what waits when the loop ends by Ctrl-C or an error (an AppendError already says why)."""
+        try:
+            self.store.flush()
+        except AppendError:
+            pass
+
+    def _arrivals(self, timeout: float) -> tuple[List[object], List[tuple]]:
+        """(main refs ready, status answers): everything that arrived, waiting up to `timeout` for a first."""
+        try:
+            arrived = [self._arrived.get(timeout=timeout)]
+        except queue.Empty:
+            return [], []
+        while True:
+            try:
+                arrived.append(self._arrived.get_nowait())
+            except queue.Empty:
+                break
+        ready = [ref for ref, item in arrived if item is None and ref in self.inflight]
+        return ready, [(ref, item) for ref, item in arrived if item is not None]
 
     def _fill(self, queues: "TierQueues") -> None:
         """Hands Ray the trials mleray.sweep.placement.plan_launches asks for (within max_in_flight, if set)."""
         if not queues:
             return
-        unplaced = [item.job.spec for item in self.inflight.values() if not item.started]
-        tiers = {**{s.tier: s.resources for s in unplaced}, **dict(queues.tiers())}
-        plan = plan_launches(tiers, queues.counts(), Counter(s.tier for s in unplaced), ray.cluster_resources(),
-                             self._nodes())
+        if self.cfg.max_in_flight and len(self.inflight) >= self.cfg.max_in_flight:
+            return
+        self._refresh()
+        waiting = {tier: n for tier, n in self._unplaced.items() if n > 0}
+        tiers = {**{tier: self._shapes[tier] for tier in waiting}, **dict(queues.tiers())}
+        plan = plan_launches(tiers, queues.counts(), waiting, self._resources, self._node_cache)
         gpu_waiting = self._gpu_trials_waiting(queues)
         for tier, count in plan.items():
             for _ in range(count):
@@ -204,6 +305,30 @@ class Scheduler:
         for item in self.inflight.values():
             ray.kill(item.actor, no_restart=True)
         self.inflight.clear()
+        self._by_trial.clear()
+
+
+class StreamedRecords(Sequence_):
+    """The records on_sweep_end receives: streamed from trials.jsonl when iterated (the driver holds
+    no list of them); `len()` from the store's index. Compares equal to the list of the same records."""
+
+    def __init__(self, store: SweepStore):
+        self._store = store
+
+    def __iter__(self) -> Iterator[dict]:
+        return self._store.iter_records()
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __getitem__(self, index):  # rare: reads the records through
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == (list(other) if isinstance(other, (list, tuple, StreamedRecords)) else other)
+
+    def __repr__(self) -> str:
+        return f"StreamedRecords({len(self)} records of {self._store.shown})"
 
 
 class TierQueues:
