@@ -103,7 +103,7 @@ class TrialResult:
     snapshots: List[Dict[str, Any]] = field(default_factory=list)
     # LLM agents (mleray/llm; every call in trials/<id>/llm.jsonl): calls forwarded upstream, tokens
     # (input counts cached ones too), dollars from llm.prices, upstream errors, calls the gateway answered
-    # itself (budget, bounds), total latency, the budget that ran out ("" when none), unpriced models,
+    # itself (budget, bounds), total latency, the budget that ran out (None: none did), unpriced models,
     # and per model {calls, input_tokens, output_tokens, cached_tokens, cost_usd}. None: not an LLM agent.
     llm_calls: Optional[int] = None
     llm_input_tokens: Optional[int] = None
