@@ -197,6 +197,9 @@ class DockerSandbox(Sandbox):
                     yield from reader.feed(stream, frame)
         except docker.errors.NotFound:
             pass  # removed by kill(): the run is over
+        except docker.errors.APIError as err:
+            if err.status_code != 409 and not self._killed:  # 409: being removed ("dead or marked for removal")
+                raise
         except Exception:
             if not self._killed:
                 raise
