@@ -169,4 +169,60 @@ def sweep_split(paths: Sequence[Path | str]) -> Optional[str]:
     return Split(listed(ids, 4) + of, ids)
 
 
+# MLE-bench's experiments: `runs/run_group_experiments.csv` maps an experiment id to its run groups,
+# `runs/<run group>/` holds one grading report each (as `experiments/aggregate_grading_reports.py` reads them).
+RUN_GROUPS_CSV = "run_group_experiments.csv"
+
+
+def run_groups(experiment_id: str, csv_path: Path) -> List[str]:
+    """The run groups of an experiment in the CSV's order (`experiment_id,run_group` lines; blank lines
+    and the header skipped); ValueError naming the known ids when it has none."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no run-group file at {path} (MLE-bench's runs/{RUN_GROUPS_CSV}; "
+                                "give --runs-dir or --run-groups)")
+    found: List[str] = []
+    known: List[str] = []
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("experiment_id"):
+            continue
+        if "," not in line:
+            raise ValueError(f"{path}: not an `experiment_id,run_group` line: {line[:80]!r}")
+        exp, group = (part.strip() for part in line.strip().split(",", 1))
+        known.append(exp)
+        if exp == experiment_id:
+            found.append(group)
+    if not found:
+        names = ", ".join(repr(k) for k in dict.fromkeys(known))
+        raise ValueError(f"experiment id {experiment_id!r} is not in {path} (known: {names})")
+    return found
+
+
+def experiment_reports(experiment_id: str, runs_dir: Path, csv_path: Optional[Path] = None
+                       ) -> tuple[List[Path], List[str]]:
+    """(the grading reports of an experiment, notes on the run groups skipped), as MLE-bench resolves them:
+    run groups sorted, each `runs_dir/<group>/` holding one top-level `*grading_report*.json`; a missing
+    folder or one without a report is skipped with a note, one with several is an error."""
+    runs_dir = Path(runs_dir)
+    groups = sorted(run_groups(experiment_id, csv_path or runs_dir / RUN_GROUPS_CSV))
+    reports: List[Path] = []
+    notes: List[str] = []
+    for group in groups:
+        folder = runs_dir / group
+        if not folder.is_dir():
+            notes.append(f"run group directory missing, skipping: {group}")
+            continue
+        found = sorted(p for p in folder.glob("*grading_report*.json") if p.is_file())
+        if not found:
+            notes.append(f"no grading report found for run group {group}; skipping")
+        elif len(found) > 1:
+            raise ValueError(f"expected one grading report in {folder}, found {len(found)}: "
+                             f"{', '.join(p.name for p in found)}")
+        else:
+            reports.append(found[0])
+    if not reports:
+        raise ValueError(f"no grading reports found for experiment id {experiment_id!r} under {runs_dir}")
+    return reports, notes
+
+
 load_paths = load  # the name the sweep driver imports

@@ -230,3 +230,73 @@ def per_competition(df: pd.DataFrame, split: str, by: Optional[List[str]] = None
     out["competition_id"] = [f"{c}[^{c}]" if c in notes else c for c in out["competition_id"]]
     return out.rename(columns={"valid": "Valid (%)", "above_median": "Above median (%)",
                                "any_medal": "Any medal (%)", "mean_score": "Mean score"})
+
+
+# MLE-bench's `experiments/aggregate_grading_reports.py` output: its per-seed lines and the mean, SEM
+# and 95% interval of each percentage, for one group and split, with its field names.
+SEED_FIELDS: Tuple[Tuple[str, str], ...] = (
+    ("submission_exists_percentage", "submission_exists"),
+    ("valid_submissions_percentage", "valid_submission"),
+    ("above_median_percentage", "above_median"),
+    ("gold_medal_percentage", "gold_medal"),
+    ("silver_medal_percentage", "silver_medal"),
+    ("bronze_medal_percentage", "bronze_medal"),
+    ("any_medal_percentage", "any_medal"),
+)
+
+
+def seed_metrics(group: pd.DataFrame, split: str, num_seeds: int = -1, pad_missing: bool = False) -> List[Dict]:
+    """One dict per seed as MLE-bench's `calculate_metrics_for_a_seed` (total_competitions, then each
+    `<metric>_percentage` = count / total * 100), seeds built as its `build_complete_seeds` builds them
+    (`num_seeds` -1: every complete seed; with `pad_missing`, every seed, missing entries failing).
+    ValueError, with MLE-bench's reason, when no seed can be built."""
+    ids = competitions_of(split, group)
+    if not ids:
+        raise ValueError(f"split {split} holds no competitions")
+    counts = group["competition_id"].value_counts()
+    have = {cid: int(counts.get(cid, 0)) for cid in ids}
+    missing = [cid for cid, k in have.items() if k == 0]
+    if missing and not pad_missing:
+        raise ValueError(f"missing reports for competitions: {', '.join(missing)}; cannot build complete seeds "
+                         "(pass --pad-missing to count them as failures)")
+    available = max(have.values()) if pad_missing else min(have.values())
+    if available == 0:
+        raise ValueError("no reports available to form any seed")
+    seeds = available if num_seeds == -1 else min(num_seeds, available)
+    if seeds <= 0:
+        raise ValueError("no seeds requested or available after evaluating competition coverage")
+    flags = seed_matrix(group, ids, seeds, [column for _, column in SEED_FIELDS])
+    out = []
+    for matrix in flags:
+        total = len(ids)
+        row: Dict = {"total_competitions": total}
+        for j, (name, _) in enumerate(SEED_FIELDS):
+            row[name] = int(matrix[:, j].sum()) / total * 100
+        out.append(row)
+    return out
+
+
+def average_seed_metrics(seeds: List[Dict], num_competitions: int) -> Dict:
+    """MLE-bench's `average_metrics_across_seeds`: per field, the mean over seeds, the SEM (ddof=1, 0 for one
+    seed) and mean ∓ 1.96 SEM; `num_seeds_averaged`, `num_competitions_per_seed`."""
+    if not seeds:
+        raise ValueError("no complete seeds found; each seed must have the expected number of competitions")
+    metrics: Dict[str, Dict[str, float]] = {}
+    for key in seeds[0]:
+        values = [float(s[key]) for s in seeds]
+        mean = float(np.mean(values))
+        sem = float(np.std(values, ddof=1) / len(values) ** 0.5) if len(values) > 1 else 0.0
+        metrics[key] = {"mean": mean, "ci_lower": mean - 1.96 * sem, "ci_upper": mean + 1.96 * sem,
+                        "standard_error": sem}
+    return {"num_seeds_averaged": len(seeds), "num_competitions_per_seed": num_competitions, "metrics": metrics}
+
+
+def seed_lines(seeds: List[Dict], average: Dict) -> str:
+    """The per-seed lines and the averages, as text: `Seed 1: total_competitions=75, ...`, then a table
+    of mean, 95% CI and SEM per field."""
+    lines = [f"Seed {i}: " + ", ".join(f"{k}={v}" for k, v in s.items()) for i, s in enumerate(seeds, 1)]
+    lines.append(f"Average over {average['num_seeds_averaged']} seed(s) of "
+                 f"{average['num_competitions_per_seed']} competitions:")
+    rows = [{"metric": k, "mean": m["mean"], "95% CI": f"[{m['ci_lower']:.2f}, {m['ci_upper']:.2f}]",
+             "SEM": m["standard_error"]} for k, m in average["metrics"].items()]
+    return "\n".join(lines) + "\n\n" + markdown(pd.DataFrame(rows))
