@@ -7,8 +7,9 @@ the keys are not in the actor's creation arguments (kept in Ray's GCS tables), n
 Ray's dashboard and state API show), not in any log line; they move only over Ray's own authenticated
 object transfer (token auth is on by default) and live in the driver's object store and the gateway's
 memory. Without Ray (a trial run in-process, tests) the job carries the `Upstream` itself. Either way
-`Upstream`'s repr, str and pickled form outside Ray show no key: `repr()` prints `***`, and `to_dict`-style
-dumps of a TrialJob (dataclasses.asdict) keep the masked object, never the text.
+`Upstream`'s repr and str show no key (`***`), dumps of a TrialJob (dataclasses.asdict) keep the masked
+object, and a pickled `Upstream` leaves its keys behind: a job serialized some other way carries none, and
+the node's gateway falls back to the keys in its own environment.
 
 Inside the sandbox the agent gets a per-trial token (`trial_token`), which the gateway checks and
 which is worth nothing anywhere else.
@@ -70,10 +71,36 @@ class Upstream:
         return self
 
     def __getstate__(self) -> tuple:
-        return (self.openai_url, self.anthropic_url, self._openai_key, self._anthropic_key)
+        """Pickled without its keys: a job serialized anywhere but through `ship` carries none (the node's
+        gateway then reads its own environment's, see `receive`)."""
+        return (self.openai_url, self.anthropic_url, "", "")
 
     def __setstate__(self, state: tuple) -> None:
         self.openai_url, self.anthropic_url, self._openai_key, self._anthropic_key = state
+
+    def sealed(self) -> "_Sealed":
+        return _Sealed((self.openai_url, self.anthropic_url, self._openai_key, self._anthropic_key))
+
+
+class _Sealed:
+    """What `ship` puts in Ray's object store: the upstream with its keys (a plain tuple inside)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: tuple):
+        self.state = state
+
+    def __repr__(self) -> str:
+        return "_Sealed(***)"
+
+    def __getstate__(self) -> tuple:
+        return self.state
+
+    def __setstate__(self, state: tuple) -> None:
+        self.state = state
+
+    def open(self) -> Upstream:
+        return Upstream(*self.state)
 
 
 _shipped: Dict[str, Any] = {}
@@ -91,7 +118,7 @@ def ship(upstream: Upstream) -> Any:
     tag = ray.get_runtime_context().get_job_id() + "|" + repr(upstream) + "|" + "|".join(upstream.secrets())
     ref = _shipped.get(tag)
     if ref is None:
-        ref = _shipped[tag] = ray.put(upstream)
+        ref = _shipped[tag] = ray.put(upstream.sealed())
     return ref
 
 
@@ -100,13 +127,16 @@ def receive(carried: Any) -> Upstream:
     if carried is None:
         return Upstream.from_env()
     if isinstance(carried, Upstream):
-        return carried
+        if carried.secrets():
+            return carried
+        node = Upstream.from_env()  # pickled on the way (keys dropped): this node's own keys, the same URLs
+        return Upstream(carried.openai_url, carried.anthropic_url, node.key("openai"), node.key("anthropic"))
     import ray
 
     value = ray.get(carried)
-    if not isinstance(value, Upstream):
-        raise TypeError("the TrialJob's llm upstream is not an Upstream")
-    return value
+    if not isinstance(value, _Sealed):
+        raise TypeError("the TrialJob's llm upstream is not one keys.ship made")
+    return value.open()
 
 
 def trial_token() -> str:

@@ -237,6 +237,20 @@ def test_upstream_repr_and_pickle_hide_the_key():
 
     up = Upstream.from_env(env={"OPENAI_API_KEY": REAL_KEY, "ANTHROPIC_API_KEY": REAL_KEY + "a"})
     assert REAL_KEY not in repr(up) and REAL_KEY not in str(LLMJob(upstream=up))
-    assert pickle.loads(pickle.dumps(up)).key("openai") == REAL_KEY
+    assert REAL_KEY.encode() not in pickle.dumps(up) and pickle.loads(pickle.dumps(up)).secrets() == []
+    assert pickle.loads(pickle.dumps(up.sealed())).open().key("openai") == REAL_KEY  # what ship() puts in Ray
     assert copy.deepcopy(up) is up
     assert up.url("openai") == "https://api.openai.com/v1"
+
+
+def test_an_upstream_pickled_without_keys_takes_the_nodes(monkeypatch):
+    import pickle
+
+    from mleray.llm.keys import receive
+
+    travelled = pickle.loads(pickle.dumps(Upstream("http://up.invalid/v1", "http://up.invalid", REAL_KEY, REAL_KEY)))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-node-own")
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    got = receive(travelled)
+    assert got.url("openai") == "http://up.invalid/v1" and got.key("openai") == "sk-node-own"
+    assert got.key("anthropic") == ""
