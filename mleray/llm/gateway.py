@@ -34,6 +34,7 @@ import socket
 import socketserver
 import threading
 import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -425,10 +426,20 @@ class LLMGateway:
     # -- upstream ------------------------------------------------------------------------------
 
     def connect(self, provider: str) -> http.client.HTTPConnection:
+        """A connection to the provider's upstream; an https one through the host's $HTTPS_PROXY (a CONNECT
+        tunnel) unless $NO_PROXY exempts the host, as pip and the SDKs would go."""
         parts = urlsplit(self.upstream.url(provider))
+        host = parts.hostname or ""
         if parts.scheme == "https":
-            return http.client.HTTPSConnection(parts.hostname or "", parts.port or 443, timeout=self.upstream_timeout)
-        return http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=self.upstream_timeout)
+            proxy = urllib.request.getproxies().get("https")
+            if proxy and not urllib.request.proxy_bypass(host):
+                where = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+                conn = http.client.HTTPSConnection(where.hostname or "", where.port or 3128,
+                                                   timeout=self.upstream_timeout)
+                conn.set_tunnel(host, parts.port or 443)
+                return conn
+            return http.client.HTTPSConnection(host, parts.port or 443, timeout=self.upstream_timeout)
+        return http.client.HTTPConnection(host, parts.port or 80, timeout=self.upstream_timeout)
 
     def path(self, provider: str, upstream_path: str) -> str:
         return urlsplit(self.upstream.url(provider)).path.rstrip("/") + upstream_path
