@@ -43,6 +43,11 @@ def inside_env(spec: SandboxSpec) -> Dict[str, str]:
     return {"MLERAY_LLM_SOCKET": f"{CONTAINER_DIR}/{Path(socket).name}"} if socket is not None else {}
 
 
+def wrap(spec: SandboxSpec, command: List[str]) -> List[str]:
+    """`command` wrapped with the relay when the spec has a gateway socket, else unchanged."""
+    return wrap_command(command) if getattr(spec, "llm_socket", None) is not None else list(command)
+
+
 def wrap_command(command: List[str], port: int = PORT) -> List[str]:
     """`command` preceded by the relay to the gateway (bound before the agent runs); under a validation
     wrapper the relay goes inside it. Idempotent. Without $MLERAY_LLM_SOCKET or python3 the agent just runs."""

@@ -212,7 +212,7 @@ class BwrapSandbox(Sandbox):
         cmd = list(self.spec.command)
         if cmd and cmd[0] in _PYTHON_NAMES:
             cmd[0] = runtime.PYTHON if rt else sys.executable  # numpy/pandas/sklearn: the runtime's, or the host's
-        return validation.wrap_command(llm_inside.wrap_command(cmd))
+        return validation.wrap_command(llm_inside.wrap(self.spec, cmd))
 
     # -- starting --------------------------------------------------------------------------------
 

@@ -139,7 +139,7 @@ def container_kwargs(spec: SandboxSpec, grace_period: float = 10.0, layer_size: 
     if not spec.command:
         raise SandboxError(f"trial {spec.trial_id}: empty agent command")
     memory = int(spec.memory_gb * GIB)
-    command = validation.wrap_command(llm_inside.wrap_command(list(spec.command)))
+    command = validation.wrap_command(llm_inside.wrap(spec, list(spec.command)))
     labels = dict(spec.labels)
     limit = time_limit(spec)
     if limit is not None and limit > 0:
