@@ -412,6 +412,7 @@ class Searcher:
         # big data: one 80/20 holdout, and the holdout model also predicts the test set (no refit)
         self.holdout = len(self.x) * width > 3e6 or len(self.x) > 50000
         self.wide = width > 300
+        self.group = group_column(problem)  # test rows likely come from unseen groups
         if self.holdout:
             from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
@@ -420,6 +421,12 @@ class Searcher:
             else:
                 splitter = StratifiedShuffleSplit(1, test_size=0.2, random_state=SEED)
             self.splits = list(splitter.split(self.x, target.astype(str)))
+        elif self.group is not None:
+            from sklearn.model_selection import GroupKFold
+
+            groups = problem.train[self.group].astype(str).to_numpy()
+            splitter = GroupKFold(int(min(self.folds, len(set(groups)))))
+            self.splits = list(splitter.split(self.x, groups=groups))
         elif problem.regression:
             splitter = KFold(self.folds, shuffle=True, random_state=SEED)
             self.splits = list(splitter.split(self.x))
@@ -434,7 +441,8 @@ class Searcher:
         log(f"features: {len(self.feats.numeric)} numeric ({len(self.feats.skewed)} skewed), "
             f"{len(self.feats.categorical)} categorical, {len(self.feats.text)} text, "
             f"{len(self.feats.times)} timestamp; "
-            f"{'a 20% holdout' if self.holdout else f'{len(self.splits)}-fold CV'}; {CPUS} CPU(s)")
+            f"{'a 20% holdout' if self.holdout else f'{len(self.splits)}-fold CV'}"
+            f"{f' grouped by {self.group}' if self.group and not self.holdout else ''}; {CPUS} CPU(s)")
 
     # targets in model space
     def _y(self, column: str) -> np.ndarray:
@@ -650,6 +658,281 @@ def write_submission(frame: pd.DataFrame, why: str) -> None:
     log(f"wrote submission.csv ({why})")
 
 
+# ------------------------------------------------------------ tasks that are not plain tables
+# Each writes a first model's submission quickly and a better one after each stage that beats the
+# last on a holdout, so graded snapshots show the submission improving over time.
+
+def _pixel_columns(columns) -> list:
+    """pixel0..pixelN-1 when they form a square image (>= 8x8), else []."""
+    pixels = [c for c in columns if re.fullmatch(r"pixel\d+", str(c))]
+    side = int(round(math.sqrt(len(pixels))))
+    return pixels if len(pixels) >= 64 and side * side == len(pixels) else []
+
+
+def _stage(name: str, fn, holdout_score, best, lower: bool, write):
+    """Runs one stage within the budget; writes its submission when its holdout score is best so far."""
+    if time_left() <= 1:
+        log(f"time budget spent; skipping {name}")
+        return best
+    t0 = time.monotonic()
+    try:
+        score, frame = run_before_deadline(fn, time_left())
+    except Deadline as why:
+        log(f"abandoned {name}: {why}")
+        return best
+    except Exception as err:  # one stage failing must not end the run
+        log(f"{name} failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        return best
+    improved = best is None or (score < best if lower else score > best)
+    log(f"{name}: holdout {holdout_score} {score:.5f} in {time.monotonic() - t0:.1f} s"
+        f"{'  (best so far)' if improved else ''}")
+    if improved:
+        write(frame, f"{name}, holdout {holdout_score} {score:.5f}")
+        return score
+    return best
+
+
+def solve_images(problem: "Problem") -> bool:
+    """Image classification from pixel columns: PCA features, then linear, k-NN and RBF-SVM models
+    on growing shares of the rows (kernel SVMs scale badly, so they start small)."""
+    pixels = _pixel_columns(problem.features)
+    if not pixels or problem.regression or problem.proba_label is not None or len(problem.targets) != 1:
+        return False
+    from sklearn.model_selection import train_test_split
+
+    target = problem.targets[0]
+    x = problem.train[pixels].to_numpy(np.float32) / 255.0
+    y = problem.train[target].astype(str).to_numpy()
+    x_test = problem.test[pixels].to_numpy(np.float32) / 255.0
+    idx_tr, idx_va = train_test_split(np.arange(len(x)), test_size=0.2, random_state=SEED, stratify=y)
+    rng = np.random.default_rng(SEED)
+    order = rng.permutation(idx_tr)
+    log(f"images: {len(x)} train, {len(x_test)} test, {len(pixels)} pixels; a 20% holdout; {CPUS} CPU(s)")
+    cache: dict = {}
+
+    def pca(k: int, rows: int):
+        from sklearn.decomposition import PCA
+
+        if k not in cache:
+            fit_rows = order[: min(len(order), 3000)]
+            model = PCA(n_components=k, random_state=SEED, svd_solver="randomized").fit(x[fit_rows])
+            cache[k] = (model.transform(x), model.transform(x_test))
+        return cache[k]
+
+    def stage(model_factory, k: int, rows: int):
+        def run():
+            feats, feats_test = pca(k, rows)
+            use = np.sort(order[: min(rows, len(order))])
+            model = model_factory().fit(feats[use], y[use])
+            score = float(np.mean(model.predict(feats[idx_va]) == y[idx_va]))
+            sub = problem.sample.copy()
+            sub[target] = _restore_dtype(model.predict(feats_test), problem.train[target])
+            return score, sub
+        return run
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.svm import SVC
+
+    plan = [("pca30+logreg(2000 rows)", lambda: LogisticRegression(C=1.0, max_iter=300), 30, 2000),
+            ("pca40+knn5", lambda: KNeighborsClassifier(5), 40, len(order)),
+            ("pca50+svc(2000 rows)", lambda: SVC(C=5.0, gamma="scale"), 50, 2000),
+            ("pca50+svc(4000 rows)", lambda: SVC(C=5.0, gamma="scale"), 50, 4000),
+            ("pca50+svc(all rows)", lambda: SVC(C=5.0, gamma="scale"), 50, len(order)),
+            ("pca80+svc(all rows)", lambda: SVC(C=10.0, gamma="scale"), 80, len(order))]
+    best = None
+    for name, factory, k, rows in plan:
+        # the PCA cache lives in this process; each stage runs in a forked child, so warm it here
+        if k not in cache and time_left() > 5:
+            pca(k, rows)
+        best = _stage(name, stage(factory, k, rows), "accuracy", best, False, write_submission)
+    log(f"done: best holdout accuracy {best if best is not None else float('nan'):.5f}")
+    return True
+
+
+def _read_images(path: str):
+    frame = pd.read_csv(path)
+    pixels = _pixel_columns(frame.columns)
+    side = int(round(math.sqrt(len(pixels))))
+    return frame, frame[pixels].to_numpy(np.float64).reshape(-1, side, side) / 255.0
+
+
+def _patches(imgs: np.ndarray, size: int) -> np.ndarray:
+    """One row per pixel: its size x size neighbourhood (edge-padded)."""
+    r, side = size // 2, imgs.shape[1]
+    padded = np.pad(imgs, ((0, 0), (r, r), (r, r)), mode="edge")
+    return np.stack([padded[:, dy:dy + side, dx:dx + side].reshape(-1) for dy in range(size)
+                     for dx in range(size)], axis=1)
+
+
+def solve_denoise() -> bool:
+    """Image-to-image (noisy/clean training pairs, a long id_row_col submission): filters first,
+    then per-pixel regressors on local patches, scored on held-out training images."""
+    noisy = sorted(glob.glob(os.path.join(DATA, "train_noisy*.csv")))
+    clean = sorted(glob.glob(os.path.join(DATA, "train_clean*.csv")))
+    test = sorted(glob.glob(os.path.join(DATA, "test_noisy*.csv")))
+    if not (noisy and clean and test):
+        return False
+    from scipy import ndimage
+
+    sample = pd.read_csv(find("sample_submission*.csv", "sample_submission.csv"))
+    id_col, value_col = sample.columns[0], sample.columns[1]
+    _, xn = _read_images(noisy[0])
+    _, xc = _read_images(clean[0])
+    test_frame, xt = _read_images(test[0])
+    side = xt.shape[1]
+    # submission rows -> (test image index, row, col)
+    parts = sample[id_col].astype(str).str.rsplit("_", n=2, expand=True)
+    image_index = pd.Series(np.arange(len(test_frame)), index=test_frame.iloc[:, 0].astype(str).values)
+    img = image_index.reindex(parts[0].values).to_numpy()
+    rows, cols = parts[1].astype(int).to_numpy() - 1, parts[2].astype(int).to_numpy() - 1
+    if np.isnan(img.astype(float)).any():
+        raise SystemExit("baseline: submission ids do not match the test images")
+    img = img.astype(int)
+    rng = np.random.default_rng(SEED)
+    order = rng.permutation(len(xn))
+    n_va = max(1, len(xn) // 5)
+    va, tr = np.sort(order[:n_va]), order[n_va:]
+    log(f"image-to-image: {len(xn)} training pairs of {side}x{side}, {len(xt)} test images; "
+        f"{n_va} held out; {CPUS} CPU(s)")
+
+    def frame_of(pred: np.ndarray) -> pd.DataFrame:
+        sub = sample.copy()
+        sub[value_col] = np.clip(pred, 0.0, 1.0)[img, rows, cols]
+        return sub
+
+    def rmse(pred, truth):
+        return float(np.sqrt(np.mean((np.clip(pred, 0, 1) - truth) ** 2)))
+
+    def per_image(fn, imgs):
+        return np.stack([fn(im) for im in imgs])
+
+    def filter_stage(fn):
+        return lambda: (rmse(per_image(fn, xn[va]), xc[va]), frame_of(per_image(fn, xt)))
+
+    def features(imgs, size, median):
+        x = _patches(imgs, size)
+        if median:
+            x = np.hstack([x, _patches(per_image(lambda im: ndimage.median_filter(im, 3), imgs), 3)])
+        return x
+
+    def ridge_stage(size, n_images, median=False, alpha=1.0):
+        def run():
+            use = np.sort(tr[:n_images])
+            x, yv = features(xn[use], size, median), xc[use].reshape(-1)
+            x1 = np.hstack([x, np.ones((len(x), 1))])
+            w = np.linalg.solve(x1.T @ x1 + alpha * np.eye(x1.shape[1]), x1.T @ yv)
+
+            def predict(imgs):
+                f = features(imgs, size, median)
+                return (np.hstack([f, np.ones((len(f), 1))]) @ w).reshape(imgs.shape)
+            return rmse(predict(xn[va]), xc[va]), frame_of(predict(xt))
+        return run
+
+    def gbm_stage(size, n_pixels, iters):
+        def run():
+            from sklearn.ensemble import HistGradientBoostingRegressor
+
+            x, yv = features(xn[np.sort(tr)], size, True), xc[np.sort(tr)].reshape(-1)
+            pick = rng.choice(len(x), min(len(x), n_pixels), replace=False)
+            model = HistGradientBoostingRegressor(max_iter=iters, learning_rate=0.1, max_leaf_nodes=31,
+                                                  random_state=SEED).fit(x[pick], yv[pick])
+
+            def predict(imgs):
+                return model.predict(features(imgs, size, True)).reshape(imgs.shape)
+            return rmse(predict(xn[va]), xc[va]), frame_of(predict(xt))
+        return run
+
+    plan = [("noisy input", lambda: (rmse(xn[va], xc[va]), frame_of(xt))),
+            ("median(3)", filter_stage(lambda im: ndimage.median_filter(im, 3))),
+            ("patch ridge 3x3 (100 images)", ridge_stage(3, 100)),
+            ("patch ridge 5x5+median (500 images)", ridge_stage(5, 500, True)),
+            ("patch ridge 7x7+median (all images)", ridge_stage(7, len(tr), True)),
+            ("patch gbm 5x5+median (40k pixels)", gbm_stage(5, 40_000, 100)),
+            ("patch gbm 5x5+median (150k pixels)", gbm_stage(5, 150_000, 200))]
+    best = None
+    for name, fn in plan:
+        best = _stage(name, fn, "rmse", best, True, write_submission)
+    log(f"done: best holdout rmse {best if best is not None else float('nan'):.5f}")
+    return True
+
+
+def _wav(path: str):
+    """Mono float samples and rate of a PCM WAV (stdlib wave; 8/16/32-bit)."""
+    import wave
+
+    with wave.open(path, "rb") as handle:
+        rate, width, channels = handle.getframerate(), handle.getsampwidth(), handle.getnchannels()
+        raw = handle.readframes(handle.getnframes())
+    dtype = {1: np.uint8, 2: np.int16, 4: np.int32}[width]
+    data = np.frombuffer(raw, dtype=dtype).astype(np.float64)
+    if width == 1:
+        data = data - 128.0
+    data = data.reshape(-1, channels).mean(axis=1) / float(2 ** (8 * width - 1))
+    return data, rate
+
+
+def audio_features(path: str, bands: int = 16) -> np.ndarray:
+    """Log band energies (log-spaced 40 Hz..Nyquist) in four time windows after the onset, their
+    changes, and the envelope's decay: what separates a kick from a hi-hat across kits."""
+    data, rate = _wav(path)
+    if len(data) == 0:
+        return np.zeros(4 * bands + 8)
+    onset = int(np.argmax(np.abs(data) > 0.1 * (np.abs(data).max() + 1e-12)))
+    data = data[onset:]
+    edges = [0.0, 0.03, 0.1, 0.3, 1.0]
+    freqs_edges = np.geomspace(40.0, rate / 2, bands + 1)
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        seg = data[int(a * rate): max(int(a * rate) + 16, int(b * rate))]
+        if len(seg) < 16:
+            seg = np.zeros(16)
+        spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)))) ** 2
+        freqs = np.fft.rfftfreq(len(seg), 1.0 / rate)
+        energy = np.array([spec[(freqs >= lo) & (freqs < hi)].sum() for lo, hi in
+                           zip(freqs_edges[:-1], freqs_edges[1:])]) + 1e-12
+        out.append(np.log(energy / energy.sum()))
+    envelope = np.sqrt(np.convolve(data ** 2, np.ones(160) / 160, mode="same")) + 1e-9
+    peak = envelope.max()
+    decay = [np.argmax(envelope < peak * f) / rate if (envelope < peak * f).any() else len(data) / rate
+             for f in (0.5, 0.25, 0.1, 0.03)]
+    return np.concatenate(out + [np.array(decay), [len(data) / rate, np.log(peak),
+                                                    np.mean(np.abs(np.diff(np.sign(data))) > 0),
+                                                    np.log(np.mean(data ** 2) + 1e-12)]])
+
+
+def add_audio_features(problem: "Problem") -> bool:
+    """When train/test name WAV files (a column of *.wav paths under the data folder), adds this
+    agent's own spectral features to both tables."""
+    column = next((c for c in problem.test.columns if c in problem.train.columns and _is_text(problem.test[c])
+                   and problem.test[c].astype(str).str.lower().str.endswith(".wav").all()), None)
+    if column is None:
+        return False
+    t0 = time.monotonic()
+    for frame in (problem.train, problem.test):
+        feats = np.stack([audio_features(os.path.join(DATA, str(p))) for p in frame[column]])
+        for j in range(feats.shape[1]):
+            frame[f"clip_f{j:02d}"] = feats[:, j]
+    problem.features = [c for c in problem.features if c != column] + [
+        c for c in problem.train.columns if c.startswith("clip_f")]
+    log(f"audio: {len(problem.train) + len(problem.test)} clips from column {column!r}, "
+        f"{len([c for c in problem.features if c.startswith('clip_f')])} spectral features in "
+        f"{time.monotonic() - t0:.1f} s")
+    return True
+
+
+def group_column(problem: "Problem"):
+    """A train-only text column with a few repeated values (recording kit, site, patient) that is
+    not a target: the test set is then likely split by it, so cross-validation is grouped by it."""
+    for col in problem.train.columns:
+        if col in problem.test.columns or col in problem.targets or not _is_text(problem.train[col]):
+            continue
+        n = problem.train[col].nunique()
+        if 3 <= n <= max(3, len(problem.train) // 20):
+            return col
+    return None
+
+
 def main() -> int:
     global _log_file
     for folder in (LOGS_DIR, CODE_DIR):
@@ -672,11 +955,16 @@ def main() -> int:
     shutil.copyfile(sample, os.path.join(SUBMISSION_DIR, "submission.csv"))
     log("wrote submission.csv (the sample submission, a valid floor)")
     try:
+        if solve_denoise():
+            return 0
         problem = Problem()
+        add_audio_features(problem)
         log(problem.summary())
+        if solve_images(problem):
+            return 0
         search = Searcher(problem)
-    except (SystemExit, Exception) as err:  # not tabular data this agent understands
-        log(f"cannot model this data ({type(err).__name__}: {err}); the sample submission stays")
+    except (SystemExit, Exception) as err:  # not data this agent understands
+        log(f"cannot model this data ({type(err).__name__}: {err}); the last submission stays")
         return 0
     for name, linear, factory in candidates(problem, search.feats, len(search.x)):
         if time_left() <= 1:

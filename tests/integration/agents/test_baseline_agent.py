@@ -84,3 +84,43 @@ def test_baseline_handles_text_and_class_probabilities(tmp_path):
     value = score("log_loss", submission, answers, "id", ["food", "sport", "tech"])
     floor = score("log_loss", sample, answers, "id", ["food", "sport", "tech"])
     assert is_lower_better("log_loss") and value < floor / 3
+
+
+OFFLINE = ["titanic", "house-prices", "bike-sharing-demand", "fashion-mnist-lite", "fine-food-reviews",
+           "elecdemand-forecast", "fashion-mnist-denoise", "hydrogen-drum-hits"]
+
+
+@pytest.fixture(scope="module")
+def offline_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("baseline-offline-cache")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cid", OFFLINE)
+def test_baseline_submits_a_model_on_every_offline_competition(cid, offline_cache, tmp_path):
+    """With the default tier (1 CPU, 60 s) the baseline ends within its limit with a graded-valid
+    submission that is not the sample and beats it, having written better ones along the way."""
+    from mleray.grading.grade import grade_submission
+
+    comp = competitions.get(cid)
+    problems = competitions.missing_requirements(comp)
+    require(not problems, "; ".join(problems))
+    assert cid in competitions.suite("offline")
+    prepared = competitions.prepare(comp, offline_cache)
+    os.environ["MLERAY_CPUS"] = "1"
+    try:
+        result, seconds = run_agent(prepared.public_dir, tmp_path / "out", time_limit=60, competition=cid)
+    finally:
+        del os.environ["MLERAY_CPUS"]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert seconds < 60, f"the agent ran {seconds:.0f} s with a 60 s limit"
+    written = [line for line in result.stdout.splitlines() if "wrote submission.csv" in line]
+    assert len(written) >= 3, result.stdout  # the sample, a first model, at least one better one
+    path = tmp_path / "out" / "submission" / "submission.csv"
+    assert path.read_bytes() != prepared.sample_submission_path.read_bytes()
+    graded, sample = grade_submission(prepared, path), grade_submission(prepared, prepared.sample_submission_path)
+    assert graded["valid_submission"], graded["reason"]
+    lower = is_lower_better(comp.metric)
+    assert (graded["score"] < sample["score"]) if lower else (graded["score"] > sample["score"]), \
+        (graded["score"], sample["score"])
+    assert "cannot model this data" not in result.stdout
