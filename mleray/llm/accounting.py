@@ -110,6 +110,7 @@ class Ledger:
     models: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _in_flight: int = 0
+    _streaming: Dict[int, Usage] = field(default_factory=dict, repr=False)  # usage seen so far in live streams
 
     def over_budget(self) -> Optional[str]:
         """Why no further call may go upstream (one line), or None. Counts the calls in flight against
@@ -119,8 +120,8 @@ class Ledger:
             why = None
             if b.max_calls is not None and self.calls + self._in_flight >= b.max_calls:
                 why = f"llm.max_calls={b.max_calls} reached ({self.calls} calls)"
-            elif b.max_tokens is not None and self.usage.total >= b.max_tokens:
-                why = f"llm.max_tokens={b.max_tokens} reached ({self.usage.total} tokens)"
+            elif b.max_tokens is not None and self._spent_tokens() >= b.max_tokens:
+                why = f"llm.max_tokens={b.max_tokens} reached ({self._spent_tokens()} tokens)"
             elif b.max_cost_usd is not None and self.cost >= b.max_cost_usd:
                 why = f"llm.max_cost_usd={b.max_cost_usd:g} reached (${self.cost:.6f})"
             if why is None:
@@ -131,9 +132,20 @@ class Ledger:
                 self.exhausted = why
             return why
 
-    def settle(self, model: str, usage: Optional[Usage], latency_s: float, error: bool) -> float:
+    def _spent_tokens(self) -> int:
+        return self.usage.total + sum(u.total for u in self._streaming.values())
+
+    def streaming(self, call: int, usage: Optional[Usage]) -> None:
+        """The usage a stream has reported so far (counted against max_tokens before it is settled, so an
+        agent that reads a stream's end and calls again at once is checked against it)."""
+        if usage is not None:
+            with self._lock:
+                self._streaming[call] = usage
+
+    def settle(self, model: str, usage: Optional[Usage], latency_s: float, error: bool, call: int = 0) -> float:
         """Books one forwarded call (after over_budget() let it through); returns its dollars."""
         with self._lock:
+            self._streaming.pop(call, None)
             self._in_flight = max(0, self._in_flight - 1)
             self.calls += 1
             self.latency_s += latency_s

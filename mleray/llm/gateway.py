@@ -334,8 +334,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             message = f"the upstream could not be reached: {type(err).__name__}"
             entry["error"] = message
             reply = (502, _error_body(provider, 502, message, "api_error"), json_type)
+        except Exception as err:  # a gateway bug: the call is still booked, the agent gets an answer
+            log.exception("llm gateway: forwarding failed")
+            message = f"the gateway failed: {type(err).__name__}"
+            entry["error"] = message
+            reply = (500, _error_body(provider, 500, message, "api_error"), json_type)
         latency = time.monotonic() - t0
-        dollars = gw.ledger.settle(model or str(body.get("model") or ""), usage, latency, error)
+        dollars = gw.ledger.settle(model or str(body.get("model") or ""), usage, latency, error, call=id(self))
         if reply is not None:  # booked first: the agent's next call is checked against this one's tokens
             self._answer(*reply)
         entry.update({"model": model, "status": status, "latency_s": round(latency, 3),
@@ -372,6 +377,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 break
             data = gw.scrub(data)
             sse.feed(data)
+            gw.ledger.streaming(id(self), sse.usage)  # before the agent sees this chunk (maybe the end)
             if len(kept) < MAX_LOGGED:
                 kept += data[: MAX_LOGGED - len(kept)]
             try:

@@ -254,3 +254,17 @@ def test_an_upstream_pickled_without_keys_takes_the_nodes(monkeypatch):
     got = receive(travelled)
     assert got.url("openai") == "http://up.invalid/v1" and got.key("openai") == "sk-node-own"
     assert got.key("anthropic") == ""
+
+
+def test_a_streams_tokens_count_before_it_is_booked(standin, tmp_path):
+    """The agent reads a stream's last event and calls again at once: the next call is checked against
+    the stream's tokens even if the gateway has not booked it yet."""
+    ledger = Ledger(budget=Budget(max_tokens=100))
+    assert ledger.over_budget() is None
+    ledger.streaming(1, Usage(90, 20, 0))
+    assert ledger.over_budget().startswith("llm.max_tokens=100 reached (110 tokens)")
+    ledger.settle("m", Usage(90, 20, 0), 0.1, False, call=1)
+    assert ledger.fields()["llm_input_tokens"] == 90 and ledger._spent_tokens() == 110
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "x" * 400}]}
+    with gateway_for(standin, tmp_path, max_tokens=150) as (gw, env, sock):
+        assert [call(sock, "/v1/chat/completions", body, env["OPENAI_API_KEY"])[0] for _ in range(2)] == [200, 429]
