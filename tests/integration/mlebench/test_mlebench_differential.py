@@ -64,7 +64,8 @@ def raw_spaceship_titanic(raw: Path, rng) -> None:
     pd.DataFrame({
         "PassengerId": [f"{i // 2 + 1:04d}_{i % 2 + 1:02d}" for i in range(n)],
         "HomePlanet": planets, "CryoSleep": cryo,
-        "Cabin": [f"{d}/{i}/{s}" for i, (d, s) in enumerate(zip(rng.choice(list("ABCDEFG"), n), rng.choice(["P", "S"], n)))],
+        "Cabin": [f"{d}/{i}/{s}" for i, (d, s) in
+                  enumerate(zip(rng.choice(list("ABCDEFG"), n), rng.choice(["P", "S"], n)))],
         "Destination": rng.choice(["TRAPPIST-1e", "55 Cancri e", "PSO J318.5-22"], n),
         "Age": rng.integers(1, 80, n).astype(float), "VIP": rng.random(n) < 0.05,
         "RoomService": np.where(cryo, 0.0, rng.gamma(1.0, 300, n).round()),
@@ -258,7 +259,8 @@ def malformed(sample: Path, out: Path, rng) -> dict:
     made = {"absent.csv": None, "not_a_csv.txt": frame, "empty.csv": "", "header_only.csv": frame.iloc[:0],
             "wrong_column.csv": frame.rename(columns={target: target + "_x"}),
             "rows_missing.csv": frame.iloc[: len(frame) // 2], "row_repeated.csv": pd.concat([frame, frame.iloc[:1]]),
-            "shuffled.csv": frame.sample(frac=1.0, random_state=0), "nan_predictions.csv": frame.assign(**{target: np.nan}),
+            "shuffled.csv": frame.sample(frac=1.0, random_state=0),
+            "nan_predictions.csv": frame.assign(**{target: np.nan}),
             "garbage.csv": b"\xff\xfe" + rng.bytes(600)}
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -324,6 +326,46 @@ def test_sweep_records_equal_mlebench_grade_on_the_kept_submissions(mleray_env, 
         valid += theirs["valid_submission"]
     assert not mismatches, "\n".join(map(str, mismatches))
     assert valid >= len(RAW)  # the dummy's sample submissions at least (us-patent's constant one scores NaN)
+    aggregate_exported_reports_as_mlebench(storage / "differential", tmp_path)
+
+
+def aggregate_exported_reports_as_mlebench(sweep: Path, tmp_path: Path) -> None:
+    """The sweep's exported grading reports (`mleray grade --sweep`), one run group per agent, read by
+    MLE-bench's experiments/aggregate_grading_reports.py (a copy, in a folder laid out as its repository)
+    and by `python -m analysis --experiment-id`: the same per-seed numbers and averages."""
+    from analysis.__main__ import main as analysis_main
+    from mleray.grading.report import export_sweep
+
+    script = ROOT.parent / "shared" / "reference" / "mle-bench" / "experiments" / "aggregate_grading_reports.py"
+    project = tmp_path / "mle-bench"
+    (project / "experiments" / "splits").mkdir(parents=True)
+    shutil.copy(script, project / "experiments")
+    split = project / "experiments" / "splits" / "differential.txt"
+    split.write_text("\n".join(RAW) + "\n")
+    exported = export_sweep(sweep, tmp_path / "exported")
+    (project / "runs").mkdir()
+    lines = ["experiment_id,run_group"]
+    for report in sorted(exported.glob("*_grading_report.json")):
+        group = report.name.split("__")[0]
+        (project / "runs" / group).mkdir()
+        shutil.copy(report, project / "runs" / group)
+        lines.append(f"mleray-{group},{group}")
+    (project / "runs" / "run_group_experiments.csv").write_text("\n".join(lines))
+    assert len(lines) == 3  # dummy and baseline
+    for agent in ("dummy", "baseline"):
+        done = subprocess.run([sys.executable, str(project / "experiments" / "aggregate_grading_reports.py"),
+                               "--experiment-id", f"mleray-{agent}", "--split", "differential"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        average = json.loads(done.stdout.split("Average metrics across seeds:", 1)[1])
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            code = analysis_main(["--experiment-id", f"mleray-{agent}", "--runs-dir", str(project / "runs"),
+                                  "--split", str(split), "--json"])
+        assert code == 0
+        mine = json.loads(out.getvalue())["experiment"]
+        assert mine["average"] == average, agent
+        assert average["num_seeds_averaged"] == 1 and average["num_competitions_per_seed"] == len(RAW)
 
 
 def test_validate_answers_lead_with_the_grading_servers_sentences(mleray_env, tmp_path):

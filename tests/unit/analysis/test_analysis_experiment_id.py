@@ -68,7 +68,8 @@ def test_experiment_id_resolution_as_mlebench(mlebench_data, tmp_path):
     code, out, err = _run(["--experiment-id", "FM Agent", "--runs-dir", str(runs), "--json"])
     assert code == 0 and "run group directory missing, skipping: fmagent_group3" in err
     assert json.loads(out)["experiment"]["average"]["num_seeds_averaged"] == 2
-    shutil.copy(runs / "fmagent_group1" / "grading_report_group_1.json", runs / "fmagent_group1" / "x_grading_report.json")
+    group1 = runs / "fmagent_group1"
+    shutil.copy(group1 / "grading_report_group_1.json", group1 / "x_grading_report.json")
     code, _, err = _run(["--experiment-id", "FM Agent", "--runs-dir", str(runs)])
     assert code == 2 and "expected one grading report" in err and "Traceback" not in err
     code, _, err = _run(["--experiment-id", "no-such-experiment", "--runs-dir", str(runs)])

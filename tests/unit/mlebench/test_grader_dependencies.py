@@ -70,9 +70,11 @@ def test_a_sweep_stops_in_preflight_naming_the_package(tmp_path):
         (data / folder / name).parent.mkdir(parents=True, exist_ok=True)
         (data / folder / name).write_text("id,x\n1,2\n")
     env = {**os.environ, "MLERAY_MLEBENCH_DATA_DIR": str(tmp_path / "data"), "MLERAY_CACHE_DIR": str(tmp_path / "c")}
-    done = subprocess.run([sys.executable, "-m", "mleray.sweep", f"storage={tmp_path / 'runs'}", f"competitions=[{cid}]",
-                           "agents=[dummy]", "sandbox=bwrap"], capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode != 0 and not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.jsonl"))
+    done = subprocess.run([sys.executable, "-m", "mleray.sweep", f"storage={tmp_path / 'runs'}",
+                           f"competitions=[{cid}]", "agents=[dummy]", "sandbox=bwrap"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert not list(tmp_path.glob("runs/*/trials.jsonl"))  # stopped before any trial
     lines = [line for line in done.stderr.splitlines() if "pip install" in line]
     assert len(lines) == len(missing[cid]), done.stderr
     assert all(f"'{cid}'" in line and "Traceback" not in done.stderr for line in lines), done.stderr
