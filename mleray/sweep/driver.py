@@ -77,6 +77,12 @@ def connect(cfg: SweepConfig) -> None:
         from ray._private.services import canonicalize_bootstrap_address
         from ray._raylet import GcsClient  # type: ignore[attr-defined]  # compiled module, no stub
 
+        if address == "auto":  # as ray.init("auto") does: a token found locally (~/.ray/auth_token) is sent
+            from ray._private.authentication.authentication_token_setup import (
+                maybe_enable_token_auth_if_token_available,
+            )
+
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
         try:
             if "://" not in address:  # ray:// (Ray Client) addresses are left to ray.init
                 found = canonicalize_bootstrap_address(address)  # raises when "auto" finds none
@@ -96,6 +102,10 @@ def connect(cfg: SweepConfig) -> None:
             joined = ray.init(address=address, log_to_driver=False, **_runtime_env(cfg))
         except (OSError, ValueError, ray.exceptions.RayError) as err:
             reason = getattr(err, "strerror", None) or str(err).splitlines()[0].split(". ")[0] or type(err).__name__
+            if "InvalidAuthToken" in str(err) or isinstance(err, getattr(ray.exceptions, "AuthenticationError", ())):
+                raise ConfigError(f"the Ray cluster at {cfg.ray.address} refused this driver's token ({reason}): "
+                                  "copy the cluster's token (`ray get-auth-token` on its head) to "
+                                  "~/.ray/auth_token and set RAY_AUTH_MODE=token") from None
             raise ConfigError(f"cannot reach the Ray cluster at {cfg.ray.address}: {reason}; start it with "
                               "ray start --head, or drop ray.address for a local Ray") from None
         print(f"mleray: {cluster_summary(joined.dashboard_url)}", flush=True)

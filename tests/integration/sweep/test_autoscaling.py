@@ -117,25 +117,35 @@ def fake_cluster(tmp_path_factory):
     (folder / "cluster.yaml").write_text(yaml.safe_dump(config))
     cache = tmp_path_factory.mktemp("cache")
     env = {**os.environ, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
-           "MLERAY_CACHE_DIR": str(cache), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+           "MLERAY_CACHE_DIR": str(cache), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]).rstrip(":")}
     env.pop("RAY_ADDRESS", None)
     started = time.monotonic()
-    subprocess.run([RAY, "start", "--head", f"--port={address.rsplit(':', 1)[1]}", "--num-cpus=0",
-                    f"--temp-dir={folder}/ray", f"--autoscaling-config={folder}/cluster.yaml",
-                    "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-                    "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=180)
+    watcher = Watcher()
     import ray
 
-    ray.init(address=address, log_to_driver=False)
-    watcher = Watcher()
-    watcher.start()
     try:
+        subprocess.run([RAY, "start", "--head", f"--port={address.rsplit(':', 1)[1]}", "--num-cpus=0",
+                        f"--temp-dir={folder}/ray", f"--autoscaling-config={folder}/cluster.yaml",
+                        "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
+                        "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=180)
+        # The head requires Ray's token (~/.ray/auth_token); a client given an explicit address sends it
+        # only in token mode, as the sweep's own `--address auto` does.
+        from ray._private.authentication import authentication_token_setup as auth
+
+        saved_mode = os.environ.get("RAY_AUTH_MODE")
+        auth._enable_token_auth()  # RAY_AUTH_MODE=token for this process, and Ray's cached config refreshed
+        ray.init(address=address, log_to_driver=False)
+        watcher.start()
         yield {"address": address, "dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "watcher": watcher,
-               "start_s": time.monotonic() - started}
+               "start_s": time.monotonic() - started, "logs": folder / "ray" / "session_latest" / "logs"}
     finally:
         watcher.stop.set()
         ray.shutdown()
         _stop(str(folder))
+        if "saved_mode" in locals():
+            os.environ.pop("RAY_AUTH_MODE") if saved_mode is None else os.environ.update(RAY_AUTH_MODE=saved_mode)
+            auth.Config.initialize("")
 
 
 def _sweep_config(tmp_path: Path, name: str) -> Path:
@@ -144,6 +154,20 @@ def _sweep_config(tmp_path: Path, name: str) -> Path:
                                     "competitions": ["titanic"], "seeds": 3, "tiers": TIERS, "sandbox": "bwrap",
                                     "retries": 1, "report": False}))
     return path
+
+
+def _monitor_tail(cluster) -> str:
+    """The end of the autoscaler's log: what it launched or failed to."""
+    path = cluster["logs"] / "monitor.log"
+    return path.read_text(errors="replace")[-3000:] if path.is_file() else "(no monitor.log)"
+
+
+def _run(cluster, command: list, env: dict) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as err:
+        out = (err.stdout or b"").decode(errors="replace") if isinstance(err.stdout, bytes) else (err.stdout or "")
+        pytest.fail(f"the sweep did not finish in 300 s:\n{out[-2000:]}\nmonitor.log:\n{_monitor_tail(cluster)}")
 
 
 def _records(tmp_path: Path, name: str) -> list:
@@ -180,8 +204,8 @@ def test_sweep_on_the_head_scales_up_by_tier_and_down(fake_cluster, tmp_path, bw
     assert watcher.workers() == [] or all(n in watcher.down for n in watcher.workers())  # min_workers 0
     env = {**fake_cluster["env"], "RAY_ADDRESS": fake_cluster["address"]}
     t0 = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "mleray.sweep", "--config", str(_sweep_config(tmp_path, "head")),
-                           "--address", "auto"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    done = _run(fake_cluster, [sys.executable, "-m", "mleray.sweep", "--config", str(_sweep_config(tmp_path, "head")),
+                               "--address", "auto"], env)
     wall = time.monotonic() - t0
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
     joined = [line for line in done.stdout.splitlines() if "joined the Ray cluster at" in line]
@@ -200,9 +224,8 @@ def test_sweep_as_a_ray_job_scales_up_again(fake_cluster, tmp_path, bwrap_path):
     config = _sweep_config(tmp_path, "job")
     env = {**fake_cluster["env"], "RAY_AUTH_MODE": "token"}  # the job client sends the cluster's token
     t0 = time.monotonic()
-    done = subprocess.run([RAY, "job", "submit", "--address", fake_cluster["dashboard"], "--", sys.executable,
-                           "-m", "mleray.sweep", "--config", str(config), "ray.address=auto"],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    done = _run(fake_cluster, [RAY, "job", "submit", "--address", fake_cluster["dashboard"], "--", sys.executable,
+                               "-m", "mleray.sweep", "--config", str(config), "ray.address=auto"], env)
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
     assert "succeeded" in done.stdout.lower(), done.stdout[-3000:]
     figures = _check_sweep(fake_cluster, tmp_path, "job", t0)
