@@ -69,9 +69,9 @@ def resume(storage, specs) -> tuple[float, int]:
     t0 = time.perf_counter()
     store = SweepStore(storage)
     scheduler = Scheduler(CFG, store, "bwrap", [], report_to_ray=False)
-    left = [t for t in specs if t.trial_id not in store.done]
     assert scheduler.run(specs)
-    return time.perf_counter() - t0, len(left)
+    seconds = time.perf_counter() - t0
+    return seconds, sum(t.trial_id not in store.done for t in specs)
 
 
 def old_scan(records: dict, specs) -> float:

@@ -16,6 +16,7 @@ it with another.
 from __future__ import annotations
 
 import json
+import mmap
 import sys
 import time
 import zlib
@@ -119,38 +120,37 @@ class SweepStore:
     def _open_indexed(self) -> bool:
         """Fills the index from trials.jsonl.idx and the lines after it; False: use the full parse."""
         idx = self._index_path
-        if idx is None or self.path is None:
+        if idx is None or self.path is None or not self.path.exists():
             return False
-        data = self.path.read_bytes() if self.path.exists() else b""
-        entries = _read_index(idx) if data else []
-        end, crc = (entries[-1][0], entries[-1][1]) if entries else (0, 0)
-        view = memoryview(data)
-        if end > len(data) or (end and zlib.crc32(view[:end]) != crc):
-            return False
-        lines: List[Tuple[str, int, bool]] = [(trial, attempt, final) for _, _, attempt, final, trial in entries]
-        del entries
+        size = self.path.stat().st_size
+        index: Dict[str, Tuple[int, bool]] = {}
+        end, crc = _read_index(idx, index) if size else (0, 0)
+        if end < 0 or end > size:
+            return False  # an entry repeats a trial against the rules, or the file is shorter: parse fully
+        with open(self.path, "rb") as f:
+            if end:
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    with memoryview(mapped) as view:
+                        if zlib.crc32(view[:end]) != crc:
+                            return False
+            f.seek(end)
+            data = f.read()
         tail: List[Tuple[int, int, str, int, bool]] = []
-        for raw in _complete_lines_from(data, end):
+        for raw in _complete_lines_from(data, 0):
             _, record, _ = _parse_line(raw)
             if record is None:
                 return False
             crc = zlib.crc32(raw + b"\n", crc)
             end += len(raw) + 1
-            attempt, final = int(_attempt(record.get("attempt")) or 0), is_final(record)
-            tail.append((end, crc, record["trial_id"], attempt, final))
-            lines.append((record["trial_id"], attempt, final))
-        if end != len(data) and data[end:].strip():  # a torn last line: repair() left it? then parse fully
-            return False
-        winner: Dict[str, Tuple[int, int]] = {}
-        for number, (trial, attempt, _) in enumerate(lines):
-            winner[trial] = max(winner.get(trial, (attempt, number)), (attempt, number))
-        for number, (trial, attempt, final) in enumerate(lines):
-            if winner[trial][1] != number and (final or attempt >= winner[trial][0]):
+            trial, attempt, final = record["trial_id"], int(_attempt(record.get("attempt")) or 0), is_final(record)
+            if not _supersedes_entry(index.get(trial), attempt):
                 return False  # a duplicate: the full parse moves it out
-        for trial, (attempt, number) in winner.items():
-            self._index[trial] = (attempt, lines[number][2])
-            if lines[number][2]:
-                self._done.add(trial)
+            index[trial] = (attempt, final)
+            tail.append((end, crc, trial, attempt, final))
+        if end != size:  # a torn last line repair() did not end or cut: parse fully
+            return False
+        self._index = index
+        self._done = {trial for trial, (_, final) in index.items() if final}
         self._end, self._crc = end, crc
         if tail:
             self._write_index(tail)
@@ -353,26 +353,36 @@ class SweepStore:
             raise StorageError(f"cannot write {self.storage.shown(CONFIG)}: {_reason(err)}") from None
 
 
-def _read_index(idx: Path) -> List[Tuple[int, int, int, bool, str]]:
-    """The entries of trials.jsonl.idx, (end, crc, attempt, final, trial), up to its first malformed line
-    (a torn last line of a killed writer) or an offset that does not grow."""
-    entries: List[Tuple[int, int, int, bool, str]] = []
+def _supersedes_entry(held: Optional[Tuple[int, bool]], attempt: int) -> bool:
+    """Whether a line of `attempt` may follow the trial's earlier line `held` in a clean trials.jsonl: only
+    a later attempt after an infrastructure failure (parse_lines's rule for history, which the store
+    keeps by appending nothing else)."""
+    return held is None or (not held[1] and attempt > held[0])
+
+
+def _read_index(idx: Path, index: Dict[str, Tuple[int, bool]]) -> Tuple[int, int]:
+    """Fills `index` (trial -> (attempt, final)) from trials.jsonl.idx; returns (end, crc) of its last
+    entry: (0, 0) for no index, and end -1 when an entry breaks the rules (a trial repeated other than
+    by a later attempt after an infrastructure failure; an offset that does not grow). A torn or
+    malformed line ends the index there (the lines after it are parsed)."""
     try:
         text = idx.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
-        return entries
-    last = 0
+        return 0, 0
+    end, crc = 0, 0
     for line in text.split("\n")[:-1]:
         try:
-            end, crc, attempt, final, trial = line.split(" ", 4)
-            entry = (int(end), int(crc, 16), int(attempt), final == "1", trial)
+            at, check, attempt_text, final_text, trial = line.split(" ", 4)
+            offset, attempt, checksum = int(at), int(attempt_text), int(check, 16)
         except ValueError:
             break
-        if entry[0] <= last or final not in ("0", "1") or not trial.strip():
+        if offset <= end or final_text not in ("0", "1") or not trial.strip():
             break
-        last = entry[0]
-        entries.append(entry)
-    return entries
+        if not _supersedes_entry(index.get(trial), attempt):
+            return -1, 0
+        index[trial] = (attempt, final_text == "1")
+        end, crc = offset, checksum
+    return end, crc
 
 
 def _complete_lines_from(data: bytes, start: int) -> Iterator[bytes]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, List
 from urllib.parse import urlsplit, urlunsplit
@@ -24,8 +25,8 @@ class TrialSpec:
     seed: int
     resources: TierConfig
 
-    @property
-    def trial_id(self) -> str:
+    @cached_property
+    def trial_id(self) -> str:  # cached: a resume tests every trial's id against the done set
         return trial_id(self.agent, self.competition, self.tier, self.seed)
 
     def identity(self) -> dict:
