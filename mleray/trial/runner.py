@@ -121,9 +121,11 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
     t2 = time.monotonic()
     final = paths.submission / "submission.csv"
     cap = job.max_submission_mb
-    grade = grade_submission(prepared, final, follow_links=False, max_submission_mb=cap)  # the agent's: no link
+    graded: dict = {}  # content hash -> grade: the last snapshot (usually the final file's content) is graded once
+    grade = grade_submission(prepared, final, follow_links=False, max_submission_mb=cap, memo=graded)  # no link
     snapshots = [{"elapsed_s": snap.elapsed_s, "path": str(snap.path.relative_to(paths.root)),
-                  **_snapshot_fields(grade_submission(prepared, snap.path, follow_links=False, max_submission_mb=cap))}
+                  **_snapshot_fields(grade_submission(prepared, snap.path, follow_links=False, max_submission_mb=cap,
+                                                      memo=graded))}
                  for snap in Snapshotter.list(paths.snapshots)]
     grading_s = time.monotonic() - t2
 
