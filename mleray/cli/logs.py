@@ -5,18 +5,21 @@ TRIAL is a trial id (`agent__competition__tier__s<seed>`) or any unique part of 
 default `runs` (or $MLERAY_STORAGE). With --follow it keeps printing new lines until the trial's
 record appears in trials.jsonl, then prints the outcome; Ctrl-C stops following. A trial (or sweep)
 that has not started yet is waited for, unless the sweep's config.yaml says it has no such trial.
+Following reads only what was appended since the last look, of the log and of the records
+(`RecordFollower`), so it costs the same on a sweep of ten trials or of a hundred thousand.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
-from typing import List, Optional, Sequence, TextIO, Tuple, cast
+from typing import List, Optional, Sequence, Set, TextIO, Tuple, cast
 
-from mleray.records import read_records
-from mleray.storage.backends import StorageError, SweepStorage, open_sweep_storage
+from mleray.records import _attempt, parse_lines, read_records
+from mleray.storage.backends import PARTS, RECORDS, StorageError, SweepStorage, open_sweep_storage
 
 LOG = "agent.log"
 
@@ -32,6 +35,56 @@ class NotStarted(LogsError):
 def _records(storage: SweepStorage) -> dict:
     """{trial id: its record} so far; a bad line is skipped, as a live view must keep going."""
     return {r["trial_id"]: r for r in read_records(storage.read_lines(), strict=False) if "trial_id" in r}
+
+
+class RecordFollower:
+    """A trial's record in trials.jsonl, looking only at what was appended since the last `poll()`: the
+    bytes of trials.jsonl past the offset read so far (from the start again if the file shrank: it was
+    rewritten), and on an object store the append parts not yet seen. Only lines naming the trial are
+    parsed; the record that counts is the highest attempt (a later line on a tie), as `parse_lines` says."""
+
+    def __init__(self, storage: SweepStorage, trial: str):
+        self.storage, self.trial = storage, trial
+        self.needle = json.dumps(trial).encode()
+        self.offset = 0
+        self.partial = b""  # an unfinished last line, kept until its newline arrives
+        self.parts: Set[str] = set()
+        self.record: Optional[dict] = None
+        self.bytes_read = 0
+
+    def _scan(self, data: bytes) -> None:
+        for line in data.split(b"\n"):
+            if self.needle not in line:
+                continue
+            for record in parse_lines([line]).records:
+                if record.get("trial_id") == self.trial and (
+                        self.record is None
+                        or (_attempt(record.get("attempt")) or 0) >= (_attempt(self.record.get("attempt")) or 0)):
+                    self.record = record
+
+    def poll(self) -> Optional[dict]:
+        """The trial's record so far (None while it has none)."""
+        size = self.storage.size(RECORDS)
+        if size is not None and size < self.offset:  # rewritten (bad lines moved out, or compacted)
+            self.offset, self.partial = 0, b""
+        chunk = self.storage.read_from(RECORDS, self.offset)
+        self.offset += len(chunk)
+        self.bytes_read += len(chunk)
+        data = self.partial + chunk
+        cut = data.rfind(b"\n") + 1
+        self._scan(data[:cut])
+        self.partial = data[cut:]
+        if self.storage.buffered:
+            for name in self.storage.list_dir(PARTS):
+                if name.endswith(".jsonl") and name not in self.parts:
+                    self.parts.add(name)
+                    try:
+                        data = self.storage.read_file(f"{PARTS}/{name}")
+                    except OSError:  # merged away meanwhile: its lines are in the merged part or trials.jsonl
+                        continue
+                    self.bytes_read += len(data)
+                    self._scan(data)
+        return self.record
 
 
 def _some(ids: List[str]) -> str:
@@ -102,6 +155,7 @@ def show(storage: SweepStorage, trial: str, follow: bool, out: TextIO, err: Text
     offset = 0
     deadline = None if timeout is None else time.monotonic() + timeout
     last_records_check = 0.0
+    follower = RecordFollower(storage, trial)
 
     def drain() -> None:
         nonlocal offset
@@ -129,7 +183,7 @@ def show(storage: SweepStorage, trial: str, follow: bool, out: TextIO, err: Text
             now = time.monotonic()
             if now - last_records_check >= max(poll * 4, 1.0):
                 last_records_check = now
-                record = _records(storage).get(trial)
+                record = follower.poll()
                 if record is not None:
                     drain()  # the last lines written before the record
                     err.write(outcome(record) + "\n")

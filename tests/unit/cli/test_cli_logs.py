@@ -100,3 +100,54 @@ def test_cli_entry_is_wired():
     from mleray.cli.main import COMMANDS
 
     assert COMMANDS["logs"][0] == "mleray.cli.logs"
+
+
+def test_follow_reads_only_what_was_appended(tmp_path):
+    storage = open_sweep_storage(tmp_path, "sw")
+    storage.append_lines([json.dumps({"trial_id": f"other{i}", "status": "graded", "pad": "x" * 300})
+                          for i in range(3000)])
+    storage.write_file(f"trials/{TRIAL}/agent.log", "start\n")
+    reads = []
+    read_from = storage.read_from
+
+    def counted(path, offset):
+        data = read_from(path, offset)
+        reads.append((path, len(data)))
+        return data
+
+    storage.read_from = counted  # type: ignore[method-assign]
+
+    def later():
+        time.sleep(2.5)
+        storage.append_lines([json.dumps({"trial_id": "another", "status": "graded"}),
+                              json.dumps({"trial_id": TRIAL, "status": "graded", "score": 0.5})])
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    out, err = io.StringIO(), io.StringIO()
+    code = logs_cli.show(storage, TRIAL, True, out, err, poll=0.05, timeout=20)
+    thread.join()
+    assert code == 0 and "score 0.5" in err.getvalue()
+    record_reads = [n for path, n in reads if path == "trials.jsonl"]
+    assert len(record_reads) >= 3  # looked several times ...
+    assert sum(record_reads) == storage.size("trials.jsonl")  # ... and read each byte once
+
+
+def test_record_follower_on_append_parts_reads_each_part_once(tmp_path):
+    import pyarrow.fs as pafs
+
+    from mleray.storage.backends import ArrowSweepStorage
+
+    storage = ArrowSweepStorage(str(tmp_path), "sw", fs=pafs.LocalFileSystem(), base=str(tmp_path), append=False)
+    follower = logs_cli.RecordFollower(storage, TRIAL)
+    total = 0
+    for i in range(5):
+        lines = [json.dumps({"trial_id": f"t{i}-{j}", "status": "graded"}) for j in range(3)]
+        storage.append_lines(lines)
+        total += sum(len(line) + 1 for line in lines)
+        assert follower.poll() is None
+    storage.append_lines([json.dumps({"trial_id": TRIAL, "status": "failed", "attempt": 0, "infra_failure": True})])
+    storage.append_lines([json.dumps({"trial_id": TRIAL, "status": "graded", "attempt": 1})])
+    record = follower.poll()
+    assert record is not None and record["attempt"] == 1
+    assert follower.bytes_read < total + 200  # every part once
