@@ -44,12 +44,15 @@ def _float(value: Any) -> Optional[float]:
 
 def entry(record: Mapping[str, Any]) -> Dict[str, Any]:
     """One report entry from a grade dict or a TrialResult dict: exactly MLEBENCH_REPORT_KEYS, typed
-    as MLE-bench's `CompetitionReport.to_dict` (floats, bools, ISO strings). Thresholds stay None for a
+    as MLE-bench's `CompetitionReport.to_dict` (floats, bools, ISO strings; a NaN score stays NaN, as an
+    official grader's NaN is reported valid and unranked there). Thresholds stay None for a
     competition without a leaderboard, and `is_lower_better` stays None when unknown."""
     out: Dict[str, Any] = {}
     for key in MLEBENCH_REPORT_KEYS:
         value = record.get(key)
-        if key == "score" or key in _FLOAT_KEYS:
+        if key == "score":  # MLE-bench's to_dict: float(score), a NaN score (a grader's nan) stays NaN
+            value = None if value is None else float(value)
+        elif key in _FLOAT_KEYS:
             value = _float(value)
         elif key in _BOOL_KEYS:
             value = None if (value is None and key == "is_lower_better") else bool(value)

@@ -72,9 +72,12 @@ def bounded(reason: str, limit: int = REASON) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _sample_shape(path: str, mtime: float) -> Tuple[int, int, int]:
-    """(header line bytes, header fields, longest line bytes) of a sample submission, in one vectorised pass."""
+    """(header line bytes, header fields, the line cap for its submissions: LINE_BYTES or 4x its longest line)
+    of a sample submission; its lines are measured only when one may be over LINE_BYTES / 4."""
     with open(path, "rb") as f:
         header = f.readline()
+    if _no_line_over(Path(path), LINE_BYTES // 4):
+        return len(header), _fields(header.decode("utf-8", "replace")), LINE_BYTES
     longest, start, pos = 0, 0, 0
     with open(path, "rb") as f:
         while True:
@@ -87,7 +90,21 @@ def _sample_shape(path: str, mtime: float) -> Tuple[int, int, int]:
                 start = int(ends[-1]) + 1
             pos += len(buf)
     longest = max(longest, pos - start, len(header))
-    return len(header), _fields(header.decode("utf-8", "replace")), longest
+    return len(header), _fields(header.decode("utf-8", "replace")), max(LINE_BYTES, 4 * longest)
+
+
+def _no_line_over(path: Path, limit: int) -> bool:
+    """True when no line of the file can be over `limit` bytes: every aligned block of limit // 2 bytes holds
+    a newline (a longer line would hold a whole block). A memchr per block, so a valid file costs a few ms;
+    False means "measure the lines" (`_long_line`)."""
+    block = max(1, limit // 2)
+    with open(path, "rb") as f:
+        while True:
+            buf = f.read(block)
+            if len(buf) < block:
+                return True  # the last, partial block: a line over the limit would have filled a whole one
+            if b"\n" not in buf:
+                return False
 
 
 def _fields(line: str) -> int:
@@ -130,7 +147,7 @@ def precheck(submission_path: Path, sample_path: Optional[Path] = None) -> Optio
         except OSError:
             sample = None
     header_cap = max(HEADER_BYTES, 8 * sample[0]) if sample else HEADER_BYTES
-    line_cap = max(LINE_BYTES, 4 * sample[2]) if sample else LINE_BYTES
+    line_cap = sample[2] if sample else LINE_BYTES
     column_cap = 4 * sample[1] + 100 if sample else COLUMNS
     with open(path, "rb") as f:
         head = f.read(header_cap + 1)
@@ -148,7 +165,7 @@ def precheck(submission_path: Path, sample_path: Optional[Path] = None) -> Optio
     if columns > column_cap:
         known = f"the sample submission has {sample[1]}" if sample else f"at most {column_cap} are read"
         return f"the header has {columns} columns; {known}"
-    long = _long_line(path, line_cap)
+    long = None if _no_line_over(path, line_cap) else _long_line(path, line_cap)
     if long is not None:
         return f"line {long[0]} is over {line_cap} bytes ({long[1]} bytes or more); no submission line is that long"
     return None
@@ -198,7 +215,7 @@ def _ids(frame: pd.DataFrame, column: str) -> pd.Series:
     return col.astype(str).str.strip()
 
 
-def _expected_ids(frame: pd.DataFrame, column: str) -> Tuple[pa.Array, Optional[np.ndarray]]:
+def _expected_ids(frame: pd.DataFrame, column: str) -> Tuple[Optional[pa.Array], Optional[np.ndarray]]:
     """`_ids` of the expected frame as Arrow text, and their int64 keys (see `_int_keys`). Integer ids (and
     integral floats, as `_ids` writes them) become text in Arrow, not through a Python string each."""
     col = frame[column]
@@ -206,18 +223,19 @@ def _expected_ids(frame: pd.DataFrame, column: str) -> Tuple[pa.Array, Optional[
         col = col.astype("int64")
     if pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col) and col.notna().all():
         keys = np.asarray(col.to_numpy(), dtype=np.int64)
-        ids = pc.cast(pa.array(keys), pa.string())  # str(int) of each, as astype(str) writes it
-        return ids, (keys if (keys >= 0).all() else _int_keys(ids))
+        if (keys >= 0).all() and (keys < 10**18).all():
+            return None, keys  # their text (str(int), as astype(str) writes it) only if a reason needs it
+        ids = pc.cast(pa.array(keys), pa.string())
+        return ids, _int_keys(ids)
     ids = _arrow(_ids(frame, column))
     return ids, _int_keys(ids)
 
 
-def _strip(raw: pa.Array) -> pa.Array:
-    """Ids without surrounding spaces (pandas' str.strip on Arrow text is this trim); digits-only ids, the
-    common case, have none and are not copied."""
-    if len(raw) and not raw.null_count and pc.all(pc.utf8_is_digit(raw)).as_py():
-        return raw
-    return pc.utf8_trim_whitespace(raw)
+def _normalised(raw: pa.Array) -> Tuple[pa.Array, Optional[np.ndarray]]:
+    """(ids without surrounding spaces, their int64 keys or None): pandas' str.strip on Arrow text is this trim;
+    canonical integer ids, the common case, have no spaces and are not copied."""
+    keys = _int_keys(raw)
+    return (raw if keys is not None else pc.utf8_trim_whitespace(raw)), keys
 
 
 def _has_quote(path: Path) -> bool:
@@ -262,69 +280,136 @@ def _first(ids: pa.Array, mask: np.ndarray, count: int = SHOW) -> list:
 class Expected:
     """What a submission is checked against, read once: the sample's columns and, per value column,
     whether it is numeric and may hold empty cells, and the expected ids as normalised text (Arrow).
-    Held across the snapshots of a trial by the grader's per-process cache (`grade.reference`)."""
+    Held across the snapshots of a trial by the grader's per-process cache (`grade.reference`). With the
+    answers' ids, the sample's rows are read only when a submission needs them (a column that is not
+    numeric or holds empty cells, no rows at all): a valid numeric submission never pays for them."""
 
     id_column: str
     columns: Tuple[str, ...]
-    numeric: Dict[str, bool]
-    may_be_empty: Dict[str, bool]
-    ids: pa.Array
-    rows: int
+    id_text: Optional[pa.Array]  # None when `keys` holds them: their text is made only if a reason needs it
     keys: Optional[np.ndarray] = None  # the ids as int64 when every one is a canonical integer, else None
     unique: bool = True  # no expected id repeats
+    sample_path: Optional[Path] = None  # where the summary is read from, when it was not read yet
+    sample_summary: Optional[Tuple[Dict[str, bool], Dict[str, bool], int]] = None
+
+    @functools.cached_property
+    def ids(self) -> pa.Array:
+        """The expected ids as Arrow text (str(int) of each integer key)."""
+        return self.id_text if self.id_text is not None else pc.cast(pa.array(self.keys), pa.string())
+
+    @functools.cached_property
+    def key_order(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(argsort of the integer keys, the keys sorted): made once, when a submission is not in their order."""
+        assert self.keys is not None
+        order = np.argsort(self.keys)
+        return order, self.keys[order]
+
+    @functools.cached_property
+    def text_order(self) -> Tuple[np.ndarray, pa.Array]:
+        """(sort order of the text ids, the ids sorted): made once, when a submission is not in their order."""
+        order = pc.sort_indices(self.ids)
+        return np.asarray(order.to_numpy(zero_copy_only=False), dtype=np.int64), pc.take(self.ids, order)
+
+    @functools.cached_property
+    def summary(self) -> Tuple[Dict[str, bool], Dict[str, bool], int]:
+        """(numeric, may_be_empty, rows) of the sample's value columns."""
+        if self.sample_summary is not None:
+            return self.sample_summary
+        others = [c for c in self.columns if c != self.id_column]
+        assert self.sample_path is not None
+        return _summary(_read(self.sample_path, self.id_column, usecols=others or None), others)
+
+    @property
+    def numeric(self) -> Dict[str, bool]:
+        return self.summary[0]
+
+    @property
+    def may_be_empty(self) -> Dict[str, bool]:
+        return self.summary[1]
+
+    @property
+    def rows(self) -> int:
+        return self.summary[2]
+
+    @property
+    def rows_expected(self) -> int:
+        return len(self.keys) if self.keys is not None else len(self.ids)
+
+
+def _summary(sample: pd.DataFrame, others: List[str]) -> Tuple[Dict[str, bool], Dict[str, bool], int]:
+    sample.columns = [str(c) for c in sample.columns]
+    numeric = {c: bool(pd.api.types.is_numeric_dtype(sample[c]) and not pd.api.types.is_bool_dtype(sample[c]))
+               for c in others}
+    return numeric, {c: bool(sample[c].isna().any()) for c in others}, len(sample)
+
+
+_POWERS = np.array([0] + [10**k for k in range(1, 19)], dtype=np.int64)  # |key| >= 10**k: k + 1 digits
 
 
 def _int_keys(ids: pa.Array) -> Optional[np.ndarray]:
-    """The ids as int64 when each is written exactly as its integer is (no sign, space or leading zero), so
-    text equality is integer equality and numpy can sort and match them; else None."""
-    if ids.null_count or len(ids) == 0 or not str(ids[0].as_py()).isdigit():
-        return None
-    if not pc.all(pc.utf8_is_digit(ids)).as_py():  # a failing cast is slow (seconds at 1M ids): digits first
+    """The ids as int64 when each is written exactly as its integer is (no sign but a minus, no space, no
+    leading zero), so text equality is integer equality and numpy can sort and match them; else None. Any
+    other way to write an integer that Arrow's cast accepts is longer than the canonical one, so the total
+    length of the text equals the canonical total exactly when every id is canonical."""
+    if ids.null_count or len(ids) == 0 or str(ids[0].as_py())[:1] not in set("-0123456789"):
         return None
     try:
         ints = pc.cast(ids, pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # over int64
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    if not pc.all(pc.equal(pc.cast(ints, pa.string()), ids)).as_py():
+    keys = np.asarray(ints.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if keys.min() == np.iinfo(np.int64).min:
         return None
-    return np.asarray(ints.to_numpy(zero_copy_only=False), dtype=np.int64)
+    negative = int((keys < 0).sum())
+    magnitude = np.abs(keys) if negative else keys
+    digits = np.searchsorted(_POWERS, magnitude, side="right")  # digits of each |key|, exactly (0 has 1)
+    canonical = int(digits.sum()) + negative
+    return keys if canonical == int(pc.sum(pc.binary_length(ids)).as_py()) else None
 
 
-def match(sub_ids: pa.Array, exp: "Expected") -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
+def match(sub_ids: pa.Array, exp: "Expected",
+          keys: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """(repeated, missing, extra, positions) for stripped submission ids against the expected ones: masks of
     the submission's rows holding a repeated id, of the expected ids absent from the submission and of the
     submission's ids not expected, and, when all three are empty, the submission's row for each expected
     id. The same order as the answers (the usual case) is one compare; integer ids are sorted and matched
     by numpy; other text in Arrow."""
-    n, m = len(sub_ids), len(exp.ids)
+    n, m = len(sub_ids), exp.rows_expected
     none_n, none_m = np.zeros(n, dtype=bool), np.zeros(m, dtype=bool)
-    if n == m and exp.unique and pc.all(pc.equal(sub_ids, exp.ids)).as_py():
+    if exp.keys is not None and keys is not None:
+        same_order = n == m and bool(np.array_equal(keys, exp.keys))
+    else:
+        keys = None  # text on one side: matched as text
+        same_order = exp.keys is None and n == m and bool(pc.all(pc.equal(sub_ids, exp.ids)).as_py())
+    if same_order and exp.unique:  # the answers' order: the usual case
         return none_n, none_m, none_n, np.arange(n, dtype=np.int64)
-    keys = _int_keys(sub_ids) if exp.keys is not None else None
     if keys is not None and exp.keys is not None:
-        order = np.argsort(keys, kind="stable")
+        order = np.argsort(keys)
         ordered = keys[order]
         same = ordered[1:] == ordered[:-1]
         if same.any():
             repeated = np.isin(keys, ordered[1:][same])
             return repeated, none_m, none_n, None
-        missing = ~_found(ordered, exp.keys)
-        extra = ~_found(np.sort(exp.keys), keys)
-        if missing.any() or extra.any():
-            return none_n, missing, extra, None
-        return none_n, none_m, none_n, order[np.searchsorted(ordered, exp.keys)]
-    ordered_ids = pc.take(sub_ids, pc.sort_indices(sub_ids))
+        exp_order, exp_ordered = exp.key_order
+        if n == m and np.array_equal(ordered, exp_ordered):  # a permutation of the expected ids
+            pos = np.empty(m, dtype=np.int64)
+            pos[exp_order] = order
+            return none_n, none_m, none_n, pos
+        return none_n, ~_found(ordered, exp.keys), ~_found(exp_ordered, keys), None
+    sub_order = pc.sort_indices(sub_ids)
+    ordered_ids = pc.take(sub_ids, sub_order)
     if n >= 2:
         same_ids = pc.equal(ordered_ids.slice(1), ordered_ids.slice(0, n - 1))
         if pc.any(same_ids).as_py():
             repeated_ids = pc.unique(pc.filter(ordered_ids.slice(1), same_ids))
             return np.asarray(pc.is_in(sub_ids, value_set=repeated_ids).to_numpy(zero_copy_only=False), dtype=bool), \
                 none_m, none_n, None
-    missing, extra = _not_in(exp.ids, sub_ids), _not_in(sub_ids, exp.ids)
-    if missing.any() or extra.any():
-        return none_n, missing, extra, None
-    pos = pc.index_in(exp.ids, value_set=sub_ids).to_numpy(zero_copy_only=False)
-    return none_n, none_m, none_n, np.asarray(pos, dtype=np.int64)
+    exp_order_ids, exp_ordered_ids = exp.text_order
+    if n == m and bool(pc.all(pc.equal(ordered_ids, exp_ordered_ids)).as_py()):  # a permutation: no hashing
+        pos = np.empty(m, dtype=np.int64)
+        pos[exp_order_ids] = np.asarray(sub_order.to_numpy(zero_copy_only=False), dtype=np.int64)
+        return none_n, none_m, none_n, pos
+    return none_n, _not_in(exp.ids, sub_ids), _not_in(sub_ids, exp.ids), None
 
 
 def _found(ordered: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -352,19 +437,20 @@ def expected(sample_path: Path, id_column: str = "", answers: Optional[pd.DataFr
                 f"({excerpt(', '.join(columns))})")
     has_answer_ids = answers is not None and id_column in answers.columns
     others = [c for c in columns if c != id_column]
-    # the expected ids come from the answers when given: the sample's own ids are not held as well
-    sample = _read(sample_path, id_column, usecols=others if has_answer_ids and others else None)
-    sample.columns = [str(c) for c in sample.columns]
-    numeric = {c: bool(pd.api.types.is_numeric_dtype(sample[c]) and not pd.api.types.is_bool_dtype(sample[c]))
-               for c in others}
-    may_be_empty = {c: bool(sample[c].isna().any()) for c in others}
-    ids, keys = _expected_ids(answers if answers is not None and has_answer_ids else sample, id_column)
+    summary = None
+    if answers is not None and has_answer_ids:  # the sample's rows are read when a submission needs them
+        ids, keys = _expected_ids(answers, id_column)
+    else:
+        sample = _read(sample_path, id_column)
+        summary = _summary(sample, others)
+        ids, keys = _expected_ids(sample, id_column)
+        del sample
     if keys is not None:
         ordered = np.sort(keys)  # numpy's unique hashes: 3.5 s for 1M ids where a sort takes 0.1 s
         unique = not bool((ordered[1:] == ordered[:-1]).any())
     else:
-        unique = not _duplicated(ids)
-    return Expected(id_column, tuple(columns), numeric, may_be_empty, ids, len(sample), keys, unique)
+        unique = not _duplicated(ids) if ids is not None else True
+    return Expected(id_column, tuple(columns), ids, keys, unique, sample_path, summary)
 
 
 @dataclass(frozen=True, eq=False)
@@ -376,34 +462,51 @@ class Parsed:
     values: pd.DataFrame
     raw_ids: Optional[pa.Array]
     ids: Optional[pa.Array]
+    keys: Optional[np.ndarray] = None  # the ids as int64 when each is a canonical integer (`_int_keys`)
     positions: Optional[np.ndarray] = None  # once checked: the submission's row for each expected id
 
 
 def _fast_parse(path: Path, id_column: str) -> Optional[Parsed]:
-    """The ids read by Arrow as text (no Python string per id) and the other columns by pandas, when the file
-    is plain enough that both read it alike: no quote character, every row exactly the header's width (Arrow
-    refuses any other), UTF-8 ids, the same row count. None means "parse it as a whole with pandas"."""
-    if _NA_STRINGS is None:
+    """One Arrow parse, when the file is plain enough that Arrow and pandas read it alike: no quote character,
+    every row exactly the header's width (Arrow refuses any other), the header's names as pandas gives them.
+    The ids are Arrow text (no Python string per id); a value column Arrow reads as int64 or float64 is taken
+    as is (pandas' converter is correctly rounded from 3.1, as Arrow's is, and both read pandas' NA strings as
+    missing); any other column (text, booleans, dates, padded numbers) is read by pandas, as before. None
+    means "parse it as a whole with pandas". One thread: Arrow's threaded reader was slower on a loaded
+    2-core node (1.0-2.0 s against 0.6-0.7 s at 1M rows, bench/grading.py) and grading shares the trial's CPUs.
+    """
+    if _NA_STRINGS is None or not pandas_at_least(3, 1):
         return None
     try:
         if _has_quote(path):
             return None
         header = pd.read_csv(path, nrows=0)
         columns = [str(c) for c in header.columns]
-        if id_column not in columns or columns.count(id_column) != 1 or len(columns) < 2:
+        if id_column not in columns or len(set(columns)) != len(columns) or len(columns) < 2:
             return None
-        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-            include_columns=[id_column], column_types={id_column: pa.string()},
-            null_values=sorted(_NA_STRINGS), strings_can_be_null=True))
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=False),
+                               convert_options=pacsv.ConvertOptions(column_types={id_column: pa.string()},
+                                                                    null_values=sorted(_NA_STRINGS),
+                                                                    strings_can_be_null=True))
+        if table.column_names != columns:
+            return None
         raw = _arrow(table.column(id_column))
+        types = {c: table.schema.field(c).type for c in columns}
+        numeric = {c for c in columns
+                   if c != id_column and (pa.types.is_int64(types[c]) or pa.types.is_float64(types[c]))}
+        data = {c: pd.Series(table.column(c).to_numpy(), name=c) for c in columns if c in numeric}  # nulls: NaN
         del table
-        values = pd.read_csv(path, usecols=lambda c: str(c) != id_column, keep_default_na=True, **CSV_FLOATS)
-        values.columns = [str(c) for c in values.columns]
+        others = [c for c in columns if c != id_column and c not in numeric]
+        if others:
+            read = pd.read_csv(path, usecols=others, keep_default_na=True, **CSV_FLOATS)
+            read.columns = [str(c) for c in read.columns]
+            data.update({c: read[c] for c in others})
+        values = pd.DataFrame({c: data[c] for c in columns if c != id_column})
     except Exception:  # anything unusual: pandas reads the whole file, as it always did
         return None
-    if len(values) != len(raw) or list(values.columns) != [c for c in columns if c != id_column]:
+    if len(values) != len(raw) or any(values[c].dtype not in (np.int64, np.float64) for c in numeric):
         return None
-    return Parsed(columns, values, raw, _strip(raw))
+    return Parsed(columns, values, raw, *_normalised(raw))
 
 
 def parse(path: Path, id_column: str) -> Union[Parsed, str]:
@@ -424,7 +527,7 @@ def parse(path: Path, id_column: str) -> Union[Parsed, str]:
     if id_column not in columns or columns.count(id_column) != 1:
         return Parsed(columns, sub, None, None)  # the column checks refuse it
     raw = _arrow(sub[id_column])
-    return Parsed(columns, sub.drop(columns=[id_column]), raw, _strip(raw))
+    return Parsed(columns, sub.drop(columns=[id_column]), raw, *_normalised(raw))
 
 
 def validate_submission(submission_path: Path, sample_path: Path, id_column: str = "",
@@ -491,12 +594,12 @@ def _validate(sub_path: Path, reference: Callable[[], Union[Expected, str]]) -> 
         return False, f"submission has a header but no rows (expected {exp.rows} rows)", None
 
     # -- ids -----------------------------------------------------------------------------------
-    sub_ids, expected_ids = parsed.ids, exp.ids
+    sub_ids = parsed.ids
     if parsed.raw_ids.null_count:
         empty = np.asarray(parsed.raw_ids.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         rows = list(np.flatnonzero(empty)[:SHOW] + 2)
         return False, f"empty id ({id_column!r}) on line(s) {_few(rows, int(empty.sum()))}", None
-    repeated, missing, extra, pos = match(sub_ids, exp)
+    repeated, missing, extra, pos = match(sub_ids, exp, parsed.keys)
     if repeated.any():
         held = pd.Series(pc.filter(sub_ids, pa.array(repeated)).to_pylist(), dtype=object)
         dups = held[held.duplicated(keep="first")].unique().tolist()
@@ -505,20 +608,20 @@ def _validate(sub_path: Path, reference: Callable[[], Union[Expected, str]]) -> 
     if n_missing or n_extra:
         parts = []
         if n_missing:
-            shown = _few(_first(expected_ids, missing), n_missing)
+            shown = _few(_first(exp.ids, missing), n_missing)
             parts.append(f"{n_missing} missing id(s) in {id_column!r}: {shown}")
         if n_extra:
             parts.append(f"{n_extra} unexpected id(s) in {id_column!r}: {_few(_first(sub_ids, extra), n_extra)}")
         return False, "; ".join(parts), None
-    if n != len(expected_ids):
-        return False, f"wrong number of rows: {n} (expected {len(expected_ids)})", None
+    if n != exp.rows_expected:
+        return False, f"wrong number of rows: {n} (expected {exp.rows_expected})", None
 
     # -- values --------------------------------------------------------------------------------
     for col in sample_cols:
         if col == id_column:
             continue
         values = parsed.values[col]
-        if exp.numeric[col] and not pd.api.types.is_numeric_dtype(values):
+        if not pd.api.types.is_numeric_dtype(values) and exp.numeric[col]:  # the sample is read only if needed
             as_num = pd.to_numeric(values, errors="coerce")
             bad = values[as_num.isna() & values.notna()]
             if len(bad):
