@@ -128,7 +128,10 @@ def fake_cluster(tmp_path_factory):
         subprocess.run([RAY, "start", "--head", f"--port={address.rsplit(':', 1)[1]}", "--num-cpus=0",
                         f"--temp-dir={folder}/ray", f"--autoscaling-config={folder}/cluster.yaml",
                         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-                        "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=180)
+                        # the job server talks to the head's agent: not on Ray's fixed default port, which
+                        # another Ray on this machine may hold
+                        f"--dashboard-agent-listen-port={_free_port()}", "--disable-usage-stats"],
+                       env=env, check=True, capture_output=True, timeout=180)
         # The head requires Ray's token (~/.ray/auth_token); a client given an explicit address sends it
         # only in token mode, as the sweep's own `--address auto` does.
         from ray._private.authentication import authentication_token_setup as auth
