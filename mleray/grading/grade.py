@@ -5,18 +5,25 @@ order) plus `reason` (empty when the submission is valid). It never raises for a
 a missing, malformed or unscorable file is `valid_submission: False, score: None` with the reason.
 
 How a score is made, by the competition's source:
-- local (`competitions/<id>/`): the file is checked against the sample submission
-  (`validate.validate_submission`), then scored by `mleray.grading.metrics.score(...)`, or by the
-  competition's own `grade.py` (`grade(submission, answers) -> float`) when its metric is "custom".
+- local (`competitions/<id>/`): the file is parsed once and checked against the sample submission and the
+  answers' ids (`validate.check`), then scored on that same parse by `metrics.score_aligned(...)` (the
+  predictions put in the answers' row order by the ids), or by the competition's own `grade.py`
+  (`grade(submission, answers) -> float`, handed the file as pandas reads it) when its metric is "custom".
+  The answers, the sample's summary and the expected ids (normalised once) are held per process
+  (`reference`, keyed by the prepared files' path, size and modification time), never copied: a grader
+  gets a shallow copy, which copy-on-write (pandas 3) keeps from writing into the cache.
 - mlebench: the official package's grader for the competition (`mlebench.registry`), run as
   MLE-bench's `Grader.__call__` runs it: any exception means invalid (its message is our reason).
   The validity verdict is the official grader's alone, so results match MLE-bench's.
 
-Then, as MLE-bench does: the score is rounded with Python's `round(score, 5)` (MLE-bench's
-`Grader.__call__`; this agrees with "round to 5 decimals"), `submission_exists` means "is a file
-ending in .csv", and the score is ranked against the competition's leaderboard (`rank.py`).
+Then, as MLE-bench does: the score is rounded with `round(score, 5)` on the grader's own type (a numpy
+scalar rounds as numpy does, 0.968235 -> 0.96824, a Python float as Python does, -> 0.96823), then stored
+as a plain float; an official grader's NaN stays NaN (MLE-bench reports it valid and unranked);
+`submission_exists` means "is a file ending in .csv", and the score is ranked against the competition's
+leaderboard (`rank.py`).
 `created_at` is `records.now()`, UTC with its offset, as in every record (MLE-bench writes naive local
-time; it reads both, and its aggregation does not read `created_at`).
+time; it reads both, and its aggregation does not read `created_at`). `grade_submission(..., memo=)`
+reuses the grade of a content already graded in the same trial (by the SHA-256 of the bytes graded).
 
 The host side survives any submission: a file over `max_submission_mb` is invalid with a reason naming
 its size and the cap; an agent's file (`follow_links=False`) is graded from a private copy, never from

@@ -12,6 +12,12 @@ Rules worth knowing:
   (e.g. run-length masks that are empty for some images).
 - a column where the sample has numbers must hold numbers (no text, no inf).
 
+The submission is parsed once (`parse`): a plain file (no quote character, rows of the header's width) by
+one Arrow read, its ids as Arrow text (no Python string per id) and its numeric columns as pandas would read
+them, any other column by pandas; any other file by pandas as a whole. Ids in the answers' order are matched
+by one compare, canonical integer ids as int64 by numpy, other text in Arrow; `check` hands the parse and the
+row of each expected id to the scorer.
+
 Reasons quote only the submission itself, each value cut to a short one-line excerpt
 (`mleray.trial.agent_files.excerpt`), so a hostile file cannot grow a record. `precheck` rejects what
 no parse should be spent on (an over-long header or line, a header that is not UTF-8, far more columns

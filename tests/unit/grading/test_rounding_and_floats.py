@@ -15,7 +15,7 @@ from test_grade import FAKE_MLEBENCH, N, make_competition, make_mlebench_layout,
 
 from mleray.grading import grade_submission, report
 from mleray.grading.grade import _round, read_csv
-from mleray.grading.validate import CSV_FLOATS, pandas_at_least
+from mleray.grading.validate import CSV_FLOATS, pandas_at_least, parse
 
 
 def test_a_numpy_tie_rounds_as_numpy_does():
@@ -106,6 +106,12 @@ def test_pandas_default_float_parsing_is_round_trip(tmp_path):
         warnings.simplefilter("ignore")
         round_trip = pd.read_csv(path, float_precision="round_trip")["v"].to_numpy()
     assert (round_trip.view(np.int64) == parsed.view(np.int64)).all()
+    with_ids = tmp_path / "with_ids.csv"  # the grader's one Arrow parse reads its numbers as pandas does
+    with_ids.write_text("id,v\n" + "".join(f"{i},{v}\n" for i, v in enumerate(values)))
+    parsed_once = parse(with_ids, "id")
+    assert not isinstance(parsed_once, str) and parsed_once.keys is not None  # the fast parse was taken
+    fast = parsed_once.values["v"].to_numpy()
+    assert (fast.view(np.int64) == expected.view(np.int64)).all()
     if pandas_at_least(3, 1):
         assert CSV_FLOATS == {}  # nothing deprecated is passed
         with warnings.catch_warnings():
