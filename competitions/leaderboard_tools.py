@@ -254,6 +254,21 @@ def run_configs(configs: List[PipelineConfig], task: str, train: pd.DataFrame, t
         yield Entry(f"ref-{i + 1:03d} {cfg.describe(all_features, has_text)}", value)
 
 
+def grid(**axes: Sequence) -> List[Dict[str, object]]:
+    """Every combination of the axes' values, in order: a tuned block's hyperparameter grid."""
+    names = list(axes)
+    return [dict(zip(names, values)) for values in itertools.product(*(axes[n] for n in names))]
+
+
+def params_text(params: Dict[str, object]) -> str:
+    return ",".join(f"{k}={v}" for k, v in params.items())
+
+
+class Blocks(list):
+    """A board's entries as separate blocks (the sampled field, the tuned field, ...): `--limit N`
+    takes the first N entries of each block, so a quick check covers every kind of pipeline."""
+
+
 def write_leaderboard(entries: List[Entry], path: Path, lower_is_better: bool, auto_ids: bool = False) -> pd.DataFrame:
     """leaderboard.csv in Kaggle's form, best first (ties by name): teamId, teamName, submissionDate,
     score. teamId counts 1, 2, ... or, with auto_ids (the non-tabular boards), auto-0000, auto-0001, ..."""
@@ -349,12 +364,17 @@ def main(build: Callable[[], Iterable[Entry]], folder: Path, lower_is_better: bo
     parser.add_argument("--check", action="store_true",
                         help="compare a fresh build with the board instead of writing it")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="only the first N entries (with --check: compare their scores with the board's)")
+                        help="only the first N entries, of each block where the board has blocks "
+                             "(with --check: compare their scores with the board's)")
     parser.add_argument("out", nargs="?", type=Path, default=folder / "leaderboard.csv", metavar="OUT.csv",
                         help="the board to write or check (default: the competition's leaderboard.csv)")
     args = parser.parse_args()
     if args.limit is not None and not args.check:
         parser.error("refusing to write a partial leaderboard (drop --limit, or add --check)")
-    entries = list(itertools.islice(build(), args.limit))
+    built = build()
+    if isinstance(built, Blocks):
+        entries = [e for block in built for e in itertools.islice(block, args.limit)]
+    else:
+        entries = list(itertools.islice(built, args.limit))
     write = functools.partial(write_leaderboard, lower_is_better=lower_is_better, auto_ids=auto_ids)
     sys.exit(finish(entries, args.out, write, check=args.check, partial=args.limit is not None))
