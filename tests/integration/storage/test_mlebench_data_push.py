@@ -153,3 +153,44 @@ def test_preflight_and_push_errors_are_one_line(s3_uri, prepared, monkeypatch, c
     assert data_cli.main(["push", "spaceship-titanic", s3_uri]) == 2  # not prepared here
     err = _ours(capsys.readouterr().err)
     assert len(err) == 1 and "mlebench prepare -c spaceship-titanic" in err[0]
+
+
+def test_a_sweep_stages_from_the_uri_and_grades(s3_uri, tmp_path, bwrap_path):
+    """A whole sweep with `mlebench_data_uri`: the driver has no prepared data of its own (its
+    MLERAY_MLEBENCH_DATA_DIR is empty), the trial stages public data and answers from the bucket into the
+    node cache and the official grader scores the dummy agent's copy of the sample submission."""
+    from mleray.mlebench.data import package_problem
+
+    if package_problem() is not None:
+        pytest.skip(f"SKIPPED: the official mlebench package does not import ({package_problem()})")
+    prepared = tmp_path / "prepared-elsewhere"
+    cid = "spooky-author-identification"  # a grader with three classes: the sample submission scores log 3
+    public, private = prepared / cid / "prepared" / "public", prepared / cid / "prepared" / "private"
+    public.mkdir(parents=True)
+    private.mkdir(parents=True)
+    (public / "description.md").write_text("# leaves\n")
+    (public / "train.csv").write_text("id,text,author\nid1,a dark night,EAP\n")
+    third = 1 / 3
+    (public / "sample_submission.csv").write_text(f"id,EAP,HPL,MWS\nid2,{third},{third},{third}\n"
+                                                  f"id3,{third},{third},{third}\n")
+    (private / "test.csv").write_text("id,EAP,HPL,MWS\nid2,1,0,0\nid3,0,0,1\n")
+    env = {**os.environ, **AWS_ENV, data.ENV_DATA_DIR: str(prepared)}
+    push = subprocess.run([sys.executable, "-m", "mleray", "data", "push", cid, s3_uri], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert push.returncode == 0, push.stderr[-2000:]
+    empty = tmp_path / "no-data-here"
+    empty.mkdir()
+    cache = tmp_path / "node-cache"
+    env = {**env, data.ENV_DATA_DIR: str(empty), "MLERAY_CACHE_DIR": str(cache)}
+    env.pop(data.ENV_DATA_URI, None)
+    done = subprocess.run([sys.executable, "-m", "mleray.sweep", f"storage={tmp_path / 'runs'}", "name=uri",
+                           f"competitions=[{cid}]", "agents=[dummy]", "seeds=1", "sandbox=bwrap", "report=false",
+                           "ray.num_cpus=1", f"mlebench_data_uri={s3_uri}"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    records = [json.loads(line) for line in (tmp_path / "runs" / "uri" / "trials.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["status"] == "graded", records
+    assert records[0]["valid_submission"] and abs(records[0]["score"] - 1.098612) < 1e-3, records[0]["reason"]
+    staged = list((cache / cid).glob("mlebench-*/public/train.csv"))
+    assert len(staged) == 1 and not (staged[0].parent.parent / "private").exists()
+    assert (cache / ".answers").stat().st_mode & 0o777 == 0o700
