@@ -99,3 +99,51 @@ def test_unprepared_data_names_the_command(dirs):
 
     with pytest.raises(CompetitionError, match="mlebench prepare -c leaf-classification"):
         stage("leaf-classification")
+
+
+def test_uid_1000_reads_the_public_data_but_never_the_answers(dirs, monkeypatch):
+    """An agent's uid that learnt every path (the public folder from /proc/self/mountinfo, the answers'
+    from anywhere) reads the staged public data and nothing of the answers area."""
+    import json
+    import shutil
+    import tempfile
+
+    data_root, _ = dirs
+    base = Path(tempfile.mkdtemp(prefix="mleray-mlebench-", dir="/tmp"))  # world-traversable, unlike tmp_path
+    os.chmod(base, 0o755)
+    root = base / "cache"
+    monkeypatch.setenv("MLERAY_CACHE_DIR", str(root))
+    comp = prepare(data_root, "leaf-classification", answers="id,y\n1,SECRET\n")
+    try:
+        prepared = stage(comp.id)[0]
+        done = _probe(prepared, root)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == {"public": "id,y\n0,0\n", "answers": "denied", "list area": "denied",
+                                       "key": "denied"}
+
+
+def _probe(prepared, root: Path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from helpers import as_user
+
+    probe = textwrap.dedent("""\
+        import json, os, sys
+        public, answers, area = sys.argv[1:4]
+        out = {"public": open(os.path.join(public, "train.csv")).read()}
+        for name, call in [("answers", lambda: open(answers).read()), ("list area", lambda: os.listdir(area)),
+                           ("key", lambda: open(os.path.join(area, ".key"), "rb").read())]:
+            try:
+                call()
+                out[name] = "READ"
+            except PermissionError:
+                out[name] = "denied"
+        print(json.dumps(out))
+        """)
+    return subprocess.run(as_user(1000, [sys.executable, "-I", "-c", probe, str(prepared.public_dir),
+                                         str(prepared.answers_path), str(root / cache.ANSWERS)]),
+                          capture_output=True, text=True, timeout=60, cwd="/")
