@@ -167,3 +167,24 @@ def test_failed_trials_are_listed(tmp_path):
     a = report.analyze(load.frame(recs))
     assert a.tables["failed"][["seed", "reason"]].values.tolist() == [[1, "node died; no retries left"]]
     assert "Failed trials (1; each counts as a failing entry)" in report.render(a)
+
+
+def test_laptop_study_declares_the_three_studies():
+    """configs/studies/laptop.yaml: one sweep holding a hardware ablation (tiers differing in CPUs or
+    memory only), graded snapshots inside the time limit (time scaling) and several seeds (pass@k)."""
+    from mleray import competitions
+    from mleray.config import load_sweep
+    from mleray.sweep.trials import expand
+
+    cfg = load_sweep(ROOT / "configs" / "studies" / "laptop.yaml")
+    tiers = cfg.tiers
+    assert len(tiers) >= 3 and len({t.time_limit for t in tiers.values()}) == 1
+    assert len({t.gpus for t in tiers.values()}) == 1
+    assert len({t.cpus for t in tiers.values()}) > 1 and len({t.memory_gb for t in tiers.values()}) > 1
+    limit = next(iter(tiers.values())).time_limit
+    assert 0 < cfg.snapshot_interval <= limit / 3 and cfg.seeds >= 3
+    specs = expand(cfg, competitions.suite(cfg.suite))
+    assert len(specs) == len(tiers) * cfg.seeds * len(competitions.suite(cfg.suite)) * len(cfg.agents)
+    # a laptop's 2 cores, every trial at its limit plus 15 s: under 30 minutes
+    per_core_s = sum((limit + 15) * tiers[s.tier].cpus for s in specs) / 2
+    assert per_core_s < 30 * 60, per_core_s
