@@ -105,8 +105,8 @@ def test_the_image_is_a_current_dlami_family_not_latest_dlami():
     images = {t["node_config"]["ImageId"] for t in _cluster()["available_node_types"].values()}
     assert len(images) == 1, images  # one place to pin it
     image = images.pop()
-    assert image.startswith("ami-") or re.fullmatch(
-        r"resolve:ssm:/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22\.04/[^/]+/ami-id", image)
+    family = r"resolve:ssm:/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22\.04/[^/]+/ami-id"
+    assert image.startswith("ami-") or re.fullmatch(family, image), image
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert ">=3.11" in project  # the node venv's Python
     commands = "\n".join(_commands(_cluster()))
