@@ -125,11 +125,15 @@ def test_node_setup_is_the_project_setup_script():
     assert "cd /home/ubuntu/mleray && sudo env PATH=/home/ubuntu/venv/bin:$PATH" in node and "bash .ci/setup" in node
     apt = re.search(r'apt_packages="([^"]+)"', setup)
     assert apt is not None
-    assert {"docker.io", "bubblewrap", "slirp4netns", "iptables", "debootstrap"} <= set(apt.group(1).split())
+    assert {"bubblewrap", "slirp4netns", "iptables", "debootstrap"} <= set(apt.group(1).split())
+    assert 'command -v docker >/dev/null 2>&1 || apt_packages="docker.io $apt_packages"' in setup  # the AMI's engine stays
     assert "competitions/APT_PACKAGES.txt" in setup
     assert re.search(r"pip install .*-c requirements.lock -e \"\.[^\"]*\" -r competitions/PIP_PACKAGES.txt", setup)
     assert "--no-deps -r competitions/PIP_NO_DEPS.txt" in setup
     assert "dockerd" in setup and "images build --runtime-only" in setup and "images build --offline" in setup
+    # Nodes: no test extras (no reference snapshot there), images from the registry (no Debian mirror on Ubuntu)
+    assert "MLERAY_SETUP_EXTRAS= MLERAY_SETUP_IMAGES=registry bash .ci/setup" in node
+    assert "images build --no-runtime" in setup and 'if [[ ",$extras," == *",test,"* ]]' in setup
     for path in ("requirements.lock", "competitions/APT_PACKAGES.txt", "competitions/PIP_PACKAGES.txt",
                  "competitions/PIP_NO_DEPS.txt"):
         assert (ROOT / path).is_file(), path  # synced to the node with the repository
