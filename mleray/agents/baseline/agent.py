@@ -53,6 +53,8 @@ def _cpu_count() -> int:
 CPUS = _cpu_count()
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, str(CPUS))
+# OpenMP threads that spin while waiting starve each other on a loaded or quota-bound machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import warnings  # noqa: E402
 
@@ -436,6 +438,7 @@ class Searcher:
             splitter = StratifiedKFold(folds, shuffle=True, random_state=SEED)
             self.splits = list(splitter.split(self.x, target.astype(str)))
         self.eval_rows = np.sort(np.concatenate([va for _, va in self.splits]))
+        self.compare_rows = self.eval_rows  # the first fold's rows once a model ran only part of the CV
         self.results: dict = {}  # name -> (score, oof, test)
         self.best_score, self.best_name = None, None
         log(f"features: {len(self.feats.numeric)} numeric ({len(self.feats.skewed)} skewed), "
@@ -468,7 +471,10 @@ class Searcher:
         return self._align_classes(model.predict_proba(x_eval), model.classes_, column)
 
     def evaluate(self, name, linear, factory):
-        """Out-of-fold and test predictions (model space) for every target; raises Deadline."""
+        """Out-of-fold and test predictions (model space) for every target, and whether only the
+        first folds ran: when the full cross-validation would overrun the budget, a single-target
+        model keeps the folds it has (its last fold's model predicts the test set) instead of
+        throwing that work away. Raises Deadline when nothing can be kept."""
         oofs, tests = [], []
         for column in self.p.targets:
             n_out = None
@@ -489,13 +495,16 @@ class Searcher:
                 remaining_fits = (len(self.splits) - k - 1) + refit + (1 + len(self.splits)) * (
                     len(self.p.targets) - len(oofs) - 1)
                 if fit_s * remaining_fits > time_left():
-                    raise Deadline(f"about {fit_s * remaining_fits:.0f} s more needed, {time_left():.0f} s left")
+                    if self.holdout or len(self.p.targets) > 1 or k == len(self.splits) - 1 or \
+                            fit_s * 0.5 > time_left():
+                        raise Deadline(f"about {fit_s * remaining_fits:.0f} s more needed, {time_left():.0f} s left")
+                    return [oof], [self._predict(model, column, self.x_test)], True
             if test_pred is None:
                 model = self._fit(factory, linear, column, np.arange(len(self.x)))
                 test_pred = self._predict(model, column, self.x_test)
             oofs.append(oof)
             tests.append(test_pred)
-        return oofs, tests
+        return oofs, tests, False
 
     def _align_classes(self, proba, classes, column):
         order = self.classes(column)
@@ -525,7 +534,7 @@ class Searcher:
 
     def cv_score(self, oofs):
         scores = []
-        rows = self.eval_rows
+        rows = self.compare_rows
         for column, oof in zip(self.p.targets, oofs):
             pred = self.to_submission_values(oof[rows], column)
             truth = self.p.train[column].iloc[rows].reset_index(drop=True)
@@ -565,14 +574,24 @@ class Searcher:
                 sub[column] = np.asarray(values)[rows]
         return sub
 
-    def consider(self, name, oofs, tests):
+    def consider(self, name, oofs, tests, partial=False):
+        if partial and self.compare_rows is self.eval_rows and not self.holdout:
+            # from now on every model is compared on the first fold, which all of them cover
+            self.compare_rows = np.sort(self.splits[0][1])
+            self.results = {n: (self.cv_score(o), o, t) for n, (_, o, t) in self.results.items()}
+            if self.results:
+                ranked = sorted(self.results, key=lambda n: self.results[n][0],
+                                reverse=self.p.metric not in LOWER_BETTER)
+                self.best_name, self.best_score = ranked[0], self.results[ranked[0]][0]
+            log(f"{name} ran part of the CV: comparing models on the first fold from now on")
         score = self.cv_score(oofs)
         self.results[name] = (score, oofs, tests)
         improved = better(self.p.metric, score, self.best_score)
-        log(f"{name}: CV {self.p.metric} {score:.5f}{'  (best so far)' if improved else ''}")
+        how = "first-fold" if self.compare_rows is not self.eval_rows else "CV"
+        log(f"{name}: {how} {self.p.metric} {score:.5f}{'  (best so far)' if improved else ''}")
         if improved:
             self.best_score, self.best_name = score, name
-            write_submission(self.submission(tests), f"{name}, CV {self.p.metric} {score:.5f}")
+            write_submission(self.submission(tests), f"{name}, {how} {self.p.metric} {score:.5f}")
 
     def blend(self):
         """Averages of the best two and three models (in model space)."""
@@ -972,14 +991,14 @@ def main() -> int:
             break
         t0 = time.monotonic()
         try:
-            oofs, tests = run_before_deadline(lambda: search.evaluate(name, linear, factory), time_left())
+            oofs, tests, partial = run_before_deadline(lambda: search.evaluate(name, linear, factory), time_left())
         except Deadline as why:
             log(f"abandoned {name}: {why}")
             continue
         except Exception as err:  # one model failing must not end the run
             log(f"{name} failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
             continue
-        search.consider(name, oofs, tests)
+        search.consider(name, oofs, tests, partial)
         log(f"{name} took {time.monotonic() - t0:.1f} s; {time_left():.0f} s of budget left")
     if len(search.results) >= 2:
         search.blend()
