@@ -129,6 +129,9 @@ class CountingMoto:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
 
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         self.counts: dict = {}
         self._lock = threading.Lock()
         app = DomainDispatcherApplication(create_backend_app)
@@ -165,9 +168,6 @@ def bench_s3(n: int, per_flush: int) -> dict:
         for case in ("compacted", "driver died before compacting"):
             sweep = "compacted" if case == "compacted" else "crashed"
             storage = open_sweep_storage(moto.root, sweep)
-            with ThreadPoolExecutor(16) as pool:  # every trial folder holds its result.json, as trials leave them
-                list(pool.map(lambda s: storage.write_file(f"trials/{s.trial_id}/result.json",
-                                                           json.dumps(record(s))), specs))
             store = SweepStore(storage)
             moto.reset()
             t0 = time.perf_counter()
@@ -177,6 +177,9 @@ def bench_s3(n: int, per_flush: int) -> dict:
                     store.flush()
             store.flush()
             write_requests, write_s = moto.total(), time.perf_counter() - t0
+            with ThreadPoolExecutor(16) as pool:  # every trial folder holds its result.json, as trials leave them
+                list(pool.map(lambda s: storage.write_file(f"trials/{s.trial_id}/result.json",
+                                                           json.dumps(record(s))), specs))
             if case == "compacted":
                 store.compact()
             parts = len(storage.list_dir(PARTS))

@@ -347,6 +347,8 @@ class ArrowSweepStorage(SweepStorage):
         self._writer = uuid.uuid4().hex[:8]
         self._levels: Dict[int, List[str]] = {}  # level -> the parts this writer wrote and has not merged
         self._executor: Optional[ThreadPoolExecutor] = None
+        self._records_cache: Optional[bytes] = None  # trials.jsonl as repair() read it, for the next read
+        self._made: set = {self.base}
         if repair:
             self.repair()
 
@@ -359,15 +361,26 @@ class ArrowSweepStorage(SweepStorage):
         return f"{self.base}/{path}".rstrip("/")
 
     def repair(self) -> None:
-        """Ends a torn last line of trials.jsonl (see `_torn_tail`); the store calls it before it appends."""
-        repaired = self._torn_tail(self._read_or_empty(RECORDS))
+        """Ends a torn last line of trials.jsonl (see `_torn_tail`); the store calls it before it appends.
+        The bytes read are kept for the next read of trials.jsonl (opening a store reads it right after)."""
+        data = self._read_or_empty(RECORDS)
+        repaired = self._torn_tail(data)
         if repaired is not None:
             self.write_file(RECORDS, repaired)
+        self._records_cache = data if repaired is None else repaired
+
+    def _whole(self, target) -> bytes:
+        """An object's bytes: a HEAD (its size) and one GET of all of it (a stream reads in many ranges)."""
+        with self.fs.open_input_file(target) as f:
+            return f.read()
 
     def _read_or_empty(self, path: str) -> bytes:
-        """The object's bytes, b"" when there is none: one GET (no HEAD first)."""
+        """The object's bytes, b"" when there is none (a HEAD and one GET)."""
+        if path == RECORDS and self._records_cache is not None:
+            data, self._records_cache = self._records_cache, None
+            return data
         try:
-            return self.read_file(path)
+            return self._whole(self._p(path))
         except FileNotFoundError:
             return b""
         except OSError:
@@ -383,6 +396,7 @@ class ArrowSweepStorage(SweepStorage):
         data = _joined(lines).encode("utf-8")
         if not data:
             return
+        self._records_cache = None
         if self.native_append:
             with self.fs.open_append_stream(self._p(RECORDS)) as out:
                 out.write(data)
@@ -419,7 +433,8 @@ class ArrowSweepStorage(SweepStorage):
         return self._executor
 
     def _read_parts(self, names: List[str]) -> List[bytes]:
-        return list(self._pool().map(lambda n: self.read_file(f"{PARTS}/{n}"), names))
+        """The parts' bytes, read in parallel."""
+        return list(self._pool().map(lambda n: self._whole(self._p(f"{PARTS}/{n}")), names))
 
     def _delete_parts(self, names: List[str]) -> None:
         list(self._pool().map(lambda n: self.fs.delete_file(self._p(f"{PARTS}/{n}")), names))
@@ -452,11 +467,16 @@ class ArrowSweepStorage(SweepStorage):
                     seen.add(line)
                     lines.append(line)
         self.write_file(RECORDS, b"".join(line + b"\n" for line in lines))
-        self._delete_parts([name for name, _ in parts])
+        names = [name for name, _ in parts]
+        if sorted(self.list_dir(PARTS)) == names:  # nothing new since: one batched delete of them all
+            self.fs.delete_dir_contents(self._p(PARTS), missing_dir_ok=True)
+        else:
+            self._delete_parts(names)
         self._levels.clear()
 
     def rewrite_records(self, lines: List[str]) -> None:
         data = "".join(line + "\n" for line in lines).encode("utf-8")
+        self._records_cache = None
         if not isinstance(self.fs, self._pafs.LocalFileSystem):
             self.write_file(RECORDS, data)  # one object write: readers see the old object or the new one
             return
@@ -475,8 +495,12 @@ class ArrowSweepStorage(SweepStorage):
 
     def write_file(self, path: str, data: bytes | str) -> None:
         target = self._p(path)
+        if path == RECORDS or path == REJECTED:
+            self._records_cache = None
         parent = target.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
+        if parent not in self._made:  # each folder once per writer (three requests each on S3)
+            self.fs.create_dir(parent, recursive=True)
+            self._made.add(parent)
         with self.fs.open_output_stream(target) as out:
             out.write(data.encode() if isinstance(data, str) else data)
 
