@@ -1000,6 +1000,8 @@ def main() -> int:
             continue
         search.consider(name, oofs, tests, partial)
         log(f"{name} took {time.monotonic() - t0:.1f} s; {time_left():.0f} s of budget left")
+        if len([n for n in search.results if not n.startswith("blend")]) >= 3:
+            search.blend()  # blends as it goes: a better blend is submitted now, not only at the end
     if len(search.results) >= 2:
         search.blend()
     log(f"done: best {search.best_name} with CV {problem.metric} "
