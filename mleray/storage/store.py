@@ -15,6 +15,7 @@ it with another.
 
 from __future__ import annotations
 
+import gc
 import json
 import mmap
 import sys
@@ -87,7 +88,14 @@ class SweepStore:
         try:
             self.storage.repair()  # again, in case it was opened with repair=False
             self.storage.compact()  # a resumed sweep on an object store starts from one whole trials.jsonl
-            if self._open_indexed():
+            paused = gc.isenabled()
+            gc.disable()  # a bulk load of small objects: the collector would walk the heap again and again
+            try:
+                indexed = self._open_indexed()
+            finally:
+                if paused:
+                    gc.enable()
+            if indexed:
                 self._pick_up_results()
                 return
             parsed = parse_lines(self.storage.read_raw_lines())

@@ -358,6 +358,8 @@ class RayProgress(SweepCallback):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self._started = self.clock()
+        if not ray.is_initialized():  # never start a Ray for it (a remote call would)
+            return
         self.counts = {"sweep": sweep, "total": total, "recorded": done, "failed": 0, "running": 0,
                        "retries": 0, "resumed": done, "finished": False, "interrupted": False}
         cls = ray.remote(num_cpus=0, max_restarts=0)(SweepProgress)
@@ -384,15 +386,21 @@ class RayProgress(SweepCallback):
                                          "elapsed_s": round(now - self._started, 1)})
 
     def on_trial_start(self, trial_id: str, attempt: int, node: str) -> None:
+        if self.actor is None:
+            return
         self.counts["running"] += 1
         self._push()
 
     def on_trial_retry(self, trial_id: str, attempt: int, reason: str) -> None:
+        if self.actor is None:
+            return
         self.counts["retries"] += 1
         self.counts["running"] = max(self.counts["running"] - 1, 0)
         self._push()
 
     def on_trial_end(self, record: dict) -> None:
+        if self.actor is None:
+            return
         self.counts["recorded"] += 1
         self.counts["failed"] += record.get("status") == "failed"
         self.counts["running"] = max(self.counts["running"] - 1, 0)
