@@ -107,6 +107,9 @@ def test_every_readme_command_works(tmp_path, docker_client):
         if ns.address or any(a.startswith("ray.address=") for a in ns.overrides):
             check_sweep_config(argv[3:])  # needs a cluster: tests/test_cluster_*.py run the cluster path
             continue
+        if any(load_agent(a).llm for a in load_sweep(ns.config, ns.overrides).agents):
+            check_sweep_config(argv[3:])  # needs an LLM provider: tests/docker/test_aide_agent.py runs aide
+            continue                      # end to end against a stand-in one
         tiers = load_sweep(ns.config, ns.overrides).tiers
         out = run(python_m(argv) + small + [f"tiers.{name}.time_limit=20" for name in tiers], cwd=tmp_path)
         assert "| cpu |" in out.stdout, out.stdout
