@@ -71,6 +71,21 @@ def _make_writable(folder: Path) -> None:
             os.chown(name, UID, UID, follow_symlinks=False)
 
 
+def _needs_its_image(agent) -> bool:
+    """Whether the agent's program or script (the command's first two words, where absolute) is a path
+    neither its code folder nor the runtime (the host, without one) provides."""
+    root = _runtime_root() or Path("/")
+    for word in list(getattr(agent, "command", []) or [])[:2]:
+        if not word.startswith("/"):
+            continue
+        if word.startswith("/home/agent/"):
+            if not getattr(agent, "code", None):
+                return True
+        elif not word.startswith("/home/") and not (root / word.lstrip("/")).exists():
+            return True
+    return False
+
+
 class BwrapSandbox(Sandbox):
     """One agent run under bwrap. See the module's docstring."""
 
@@ -92,7 +107,14 @@ class BwrapSandbox(Sandbox):
 
     @classmethod
     def problem(cls, agents: Sequence = ()) -> Optional[str]:
-        """None when bwrap can run agents here (with the agent runtime when built, else the host's Python)."""
+        """None when bwrap can run agents here (with the agent runtime when built, else the host's Python).
+        bwrap runs an agent's command on the runtime with its `code` folder at /home/agent; an agent whose
+        command starts a program only its image holds (aide's /opt/aide, an MLE-bench agent's
+        /home/agent/start.sh without a code folder) is named, with sandbox=docker as the fix."""
+        image_only = [a.name for a in agents if _needs_its_image(a)]
+        if image_only:
+            return (f"agent(s) {', '.join(image_only)} start a program only their image holds "
+                    "(bwrap runs an agent's `code` folder on its runtime): use sandbox=docker")
         if shutil.which("bwrap") is None:
             return "bubblewrap is not installed (`bwrap` is not on PATH; apt-get install -y bubblewrap)"
         if launch.is_root():
