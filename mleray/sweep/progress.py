@@ -93,12 +93,13 @@ def eta_seconds(state: ProgressState, now: float) -> Optional[float]:
     if state.pending == 0 and not state.running:
         return 0.0
     overall = _mean(state.durations)
+    means = {group: _mean(values) for group, values in state.group_durations.items()}  # once, not per trial
 
     def expected(trial_id: str) -> Optional[float]:
         spec = state.plan.get(trial_id)
         if spec is None:
             return overall
-        seen = _mean(state.group_durations.get((spec.agent, spec.tier), []))
+        seen = means.get((spec.agent, spec.tier))
         return seen if seen is not None else spec.resources.time_limit
 
     planned = [expected(t) for t in state.plan if t not in state.running]
@@ -127,7 +128,10 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def _counts(state: ProgressState, now: float) -> str:
+_UNKNOWN = object()
+
+
+def _counts(state: ProgressState, now: float, eta: object = _UNKNOWN) -> str:
     elapsed = None if state.started is None else now - state.started
     parts = [
         f"{state.done + state.failed}/{state.total} done",
@@ -138,23 +142,24 @@ def _counts(state: ProgressState, now: float) -> str:
     if state.retries:
         parts.append(f"{state.retries} retried")
     parts.append(f"elapsed {format_duration(elapsed)}")
-    parts.append(f"ETA {format_duration(eta_seconds(state, now))}")
+    parts.append(f"ETA {format_duration(eta_seconds(state, now) if eta is _UNKNOWN else eta)}")  # type: ignore[arg-type]
     return ", ".join(parts)
 
 
-def render_line(state: ProgressState, now: float) -> str:
-    """One plain line: the counts and ETA (for logs that are not a terminal)."""
+def render_line(state: ProgressState, now: float, eta: object = _UNKNOWN) -> str:
+    """One plain line: the counts and ETA (for logs that are not a terminal); `eta` (seconds or None)
+    instead of computing it."""
     head = f"[{state.sweep}] " if state.sweep else ""
     tail = ""
     if state.finished:
         tail = " (interrupted)" if state.interrupted else " (finished)"
-    return head + _counts(state, now) + tail
+    return head + _counts(state, now, eta) + tail
 
 
-def render(state: ProgressState, now: float, width: int = 120, max_rows: int = 20) -> str:
+def render(state: ProgressState, now: float, width: int = 120, max_rows: int = 20, eta: object = _UNKNOWN) -> str:
     """The full view: the counts line, then one line per running trial (oldest first):
     trial id, node, elapsed time, last log line; clipped to `width`, at most `max_rows` trials."""
-    lines = [_clip(render_line(state, now), width)]
+    lines = [_clip(render_line(state, now, eta), width)]
     trials = sorted(state.running.values(), key=lambda t: (t.started, t.trial_id))
     if trials:
         id_w = min(max(len(t.trial_id) + (len(f" #{t.attempt}") if t.attempt else 0) for t in trials), 48)
@@ -195,6 +200,17 @@ class ProgressCallback(SweepCallback):
         self._ticker_enabled = ticker
         self._thread: Optional[threading.Thread] = None
         self._shown: List[str] = []  # the running trials the last TTY frame showed
+        self._eta_at: Optional[float] = None  # when the ETA was last computed (at most every interval)
+        self._eta_s: Optional[float] = None
+
+    def _eta(self, now: float, due: bool) -> Optional[float]:
+        """eta_seconds, computed when the view is due and counted down in between: it walks the plan, and
+        a view redrawn under every finished trial would otherwise walk it once per trial."""
+        if due or self._eta_at is None:
+            self._eta_at, self._eta_s = now, eta_seconds(self.state, now)
+        elif self._eta_s is not None:
+            return max(self._eta_s - (now - self._eta_at), 0.0)
+        return self._eta_s
 
     def shown_trials(self) -> Collection[str]:
         """The trials whose log line the view shows: the rows of the TTY view; none in plain mode."""
@@ -285,17 +301,17 @@ class ProgressCallback(SweepCallback):
         if self.tty:  # the line scrolls away above; the view is redrawn below it
             size = shutil.get_terminal_size((120, 24))
             rows = max(size.lines - 4, 3)
-            frame = render(self.state, now, width=size.columns - 1, max_rows=rows)
-            self._shown = [t.trial_id for t in sorted(self.state.running.values(),
-                                                      key=lambda t: (t.started, t.trial_id))[:rows]]
+            frame = render(self.state, now, width=size.columns - 1, max_rows=rows, eta=self._eta(now, due))
+            if due or not self._shown:
+                self._shown = [t.trial_id for t in sorted(self.state.running.values(),
+                                                          key=lambda t: (t.started, t.trial_id))[:rows]]
             up = f"\x1b[{self._drawn_lines}F" if self._drawn_lines else "\r"
             self.stream.write(up + _ANSI_CLEAR_TO_END + (above + "\n" if above else "") + frame + "\n")
             self._drawn_lines = frame.count("\n") + 1
-            due = True
         else:
             stamp = time.strftime("%H:%M:%S ")
             self.stream.write((stamp + above + "\n" if above else "")
-                              + (stamp + render_line(self.state, now) + "\n" if due else ""))
+                              + (stamp + render_line(self.state, now, self._eta(now, True)) + "\n" if due else ""))
         if due:
             self._last_draw = now
         self.stream.flush()
