@@ -338,6 +338,11 @@ def markdown(r: dict) -> str:
         lines.append(f"| {t['trials']:,} | {t['slots']:,} | {t['trial_s']} | {t['wall_s']} | "
                      f"**{t['driver_cpu_ms_per_trial']} ms** | {t['rss_start_mib']} / {t['rss_end_mib']} MiB | "
                      f"**{t['rss_growth_kib_per_finished_trial']} KiB** |")
+    lines += ["", "RSS growth is the slope between the 5 % and the 100 % marks of recorded trials. At 10k the 5 % mark "
+              "falls before the 1,000 slots have filled (each trial in flight holds its job and, once done, its "
+              "record until the loop takes it), so the fill is in the slope; at 100k it is the steady growth: the "
+              "store's index (attempt, final) and the live view's durations per finished trial. The start figure "
+              "is after the trial list was built and before the scheduler made a job per trial to run."]
     f = r.get("in_flight")
     if f:
         lines += ["", f"## {f['trials_in_flight']:,} trials in flight", "",
