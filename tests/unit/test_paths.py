@@ -46,9 +46,9 @@ def test_order_is_flags_env_cwd_shipped(clean_env, monkeypatch):
 
 def test_unknown_names_never_point_into_the_package(clean_env):
     with pytest.raises(ConfigError) as err:
-        load_agent("aide")
+        load_agent("no-such-agent")
     message = str(err.value)
-    assert "known: baseline, dummy" in message and "--agents-dir" in message and "MLERAY_AGENTS_DIR" in message
+    assert "known: aide, baseline, dummy" in message and "--agents-dir" in message and "MLERAY_AGENTS_DIR" in message
     assert str(paths.shipped_dir("agents")) not in message and "site-packages" not in message
     with pytest.raises(competitions.CompetitionError) as err:
         competitions.suite("nope")
