@@ -4,9 +4,11 @@ logs, validation from inside, reaping."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 import time
 
+import docker
 import pytest
 
 from mleray.sandbox.base import LINE_CAP_BYTES, SandboxError
@@ -140,6 +142,39 @@ def test_affinity_cannot_be_widened_and_trials_spread_over_cores(docker_client, 
     finally:
         for box in boxes:
             box.kill()
+
+
+def _start_and_report(trial_dirs, index, barrier, answers, done):
+    """In a process of its own (as a Ray actor is): start a 1-CPU trial when all are ready, say its cores."""
+    box = DockerSandbox(make_spec(trial_dirs, ["sleep", "60"], trial_id=f"t-race{index}", cpus=1.0), grace_period=1)
+    barrier.wait(60)
+    try:
+        box.start()
+        answers.put(box.container.attrs["HostConfig"]["CpusetCpus"] if box.container.attrs.get("HostConfig")
+                    else docker.from_env().api.inspect_container(box.container.id)["HostConfig"]["CpusetCpus"])
+        done.wait(60)
+    finally:
+        box.kill()
+
+
+def test_trials_starting_at_once_in_separate_processes_get_different_cores(docker_client, base_image, trial_dirs):
+    """Two actors' trials started at the same instant: the choice and the container that shows it taken
+    happen under one host-wide lock, so they get different cores (they used to share one)."""
+    count = int(docker_client.info().get("NCPU") or 1)
+    if count < 2:
+        pytest.skip("needs a machine with two cores or more")
+    ctx = multiprocessing.get_context("spawn")
+    barrier, answers, done = ctx.Barrier(2), ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_start_and_report, args=(trial_dirs, i, barrier, answers, done)) for i in range(2)]
+    for proc in procs:
+        proc.start()
+    try:
+        sets = [answers.get(timeout=120) for _ in procs]
+        assert all(len(s.split(",")) == 1 for s in sets) and sets[0] != sets[1], sets
+    finally:
+        done.set()
+        for proc in procs:
+            proc.join(60)
 
 
 def test_fork_bomb_is_held_by_the_pids_limit(base_image, trial_dirs):

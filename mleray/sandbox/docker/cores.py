@@ -1,18 +1,23 @@
 """CPU cores for Docker trials: each container gets a cpuset of ceil(cpus) of the engine's cores, the
 ones least taken by this engine's running mleray containers first, so an agent cannot widen its
 affinity past its share and concurrent trials spread over the machine; the CPU quota (nano_cpus)
-still bounds fractional shares. Best effort across processes: two actors starting at the same instant
-may pick the same cores (both stay within their quota)."""
+still bounds fractional shares. Trials start in separate processes (one Ray actor each), so a choice
+and the container that makes it visible (its label, counted from the moment it is created) happen
+under one lock for the whole host, `choosing()`: before it, two 1-CPU trials starting together were
+both given core 1 and ran at half speed (measured in the laptop study)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import os
 import threading
-from typing import Dict
+from typing import Dict, Iterator
 
 import docker
 
+from mleray import paths
 from mleray.sandbox.cpusets import cpu_text, least_taken
 
 LABEL_CPUSET = "mleray.cpuset"
@@ -28,9 +33,24 @@ def engine_cpus(client: docker.DockerClient) -> int:
     return _ncpu[key]
 
 
-def pick(client: docker.DockerClient, cpus: float) -> str:
-    """The cpuset (e.g. "1" or "0,2") for a new container asking for `cpus` CPUs."""
+@contextlib.contextmanager
+def choosing() -> Iterator[None]:
+    """Held from pick() until the container is created: one choice at a time on this host (every
+    process; an flock in the node cache, which the agents never see)."""
     with _lock:
-        running = client.api.containers(filters={"label": LABEL_CPUSET})
-        taken = ((container.get("Labels") or {}).get(LABEL_CPUSET, "") for container in running)
-        return cpu_text(least_taken(range(engine_cpus(client)), taken, math.ceil(cpus)))
+        folder = paths.cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".docker-cpuset.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def pick(client: docker.DockerClient, cpus: float) -> str:
+    """The cpuset (e.g. "1" or "0,2") for a new container asking for `cpus` CPUs; call it inside
+    choosing() and create the container before leaving it. Created containers count as taken."""
+    live = client.api.containers(all=True, filters={"label": LABEL_CPUSET, "status": ["created", "running"]})
+    taken = ((container.get("Labels") or {}).get(LABEL_CPUSET, "") for container in live)
+    return cpu_text(least_taken(range(engine_cpus(client)), taken, math.ceil(cpus)))

@@ -125,8 +125,6 @@ class DockerSandbox(Sandbox):
         bounded, self._layer = engine.layer_bound(client)
         self._started = time.time()
         kwargs = container_kwargs(self.spec, self.grace_period, layer_size=bounded, started=self._started)
-        kwargs["cpuset_cpus"] = cores.pick(client, self.spec.cpus)  # affinity the agent cannot widen
-        kwargs["labels"] = {**kwargs["labels"], cores.LABEL_CPUSET: kwargs["cpuset_cpus"]}
         prepare_host(self.spec)
         if self.spec.network:
             self._egress = network.ensure(client)
@@ -134,15 +132,18 @@ class DockerSandbox(Sandbox):
         # No ping, no image lookup, no inspect: create answers all three (every call costs start-up time).
         api = client.api
         try:
-            try:
-                created = self._create(api, kwargs)
-            except docker.errors.ImageNotFound:
-                raise SandboxError(f"image {self.spec.image} is not on this engine: {BUILD_HINT}") from None
-            except docker.errors.APIError as err:
-                if getattr(err, "status_code", None) != 409:  # 409: a leftover with this name
-                    raise
-                api.remove_container(kwargs["name"], force=True)
-                created = self._create(api, kwargs)
+            with cores.choosing():  # the cores, then the container that shows them taken (docker/cores.py)
+                kwargs["cpuset_cpus"] = cores.pick(client, self.spec.cpus)  # affinity the agent cannot widen
+                kwargs["labels"] = {**kwargs["labels"], cores.LABEL_CPUSET: kwargs["cpuset_cpus"]}
+                try:
+                    created = self._create(api, kwargs)
+                except docker.errors.ImageNotFound:
+                    raise SandboxError(f"image {self.spec.image} is not on this engine: {BUILD_HINT}") from None
+                except docker.errors.APIError as err:
+                    if getattr(err, "status_code", None) != 409:  # 409: a leftover with this name
+                        raise
+                    api.remove_container(kwargs["name"], force=True)
+                    created = self._create(api, kwargs)
             container = client.containers.prepare_model({"Id": created["Id"]})
             self.container = container
             container.start()
