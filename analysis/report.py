@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 import pandas as pd
 
-from . import cost, figures, load, passk, scaling, splits, tables
+from . import cost, figures, llm_scaling, load, passk, scaling, splits, tables
 from .tables import PRESENT
 
 
@@ -100,6 +100,17 @@ def analyze(df: pd.DataFrame, split: Optional[str] = None, pad_missing: bool = F
             shown[f"{label} (%)"] = [tables.cell(x, s) for x, s in zip(ts[f"{m}_mean"], ts[f"{m}_sem"])]
         add("time_scaling", f"Medal rate vs elapsed time (latest graded snapshot), split `{main}`", shown, ts)
 
+    if cost.has_llm(df) and any(scaling.graded_snapshots(s) for s in df["snapshots"]):
+        for axis, label in (("tokens", "tokens"), ("usd", "dollars")):
+            ls = llm_scaling.spend_scaling(df, main, axis, pad_missing=pad_missing, by=keys)
+            if ls.empty:
+                continue
+            column = llm_scaling.AXES[axis]
+            shown = ls[keys + [column, "n_seeds"]].copy()
+            shown["Any medal (%)"] = [tables.cell(x, s) for x, s in zip(ls["any_medal_mean"], ls["any_medal_sem"])]
+            add(f"llm_{axis}", f"Medal rate vs cumulative LLM {label} (latest graded snapshot), split `{main}`",
+                shown, ls)
+
     for factor in scaling.varying_factors(df):
         ft = scaling.factor_table(df, main, factor, pad_missing=pad_missing,
                                   by=[k for k in keys if k != factor] or ["agent"])
@@ -113,7 +124,7 @@ def analyze(df: pd.DataFrame, split: Optional[str] = None, pad_missing: bool = F
         add(f"by_{factor}", f"Ablation by `{factor}` (Δ vs `{reference}` ± SE), split `{main}`", shown, ft)
 
     for name in a.tables:
-        if name in ("per_competition", "pass_at_k", "time_scaling") or name.startswith("by_"):
+        if name in ("per_competition", "pass_at_k", "time_scaling", "llm_tokens", "llm_usd") or name.startswith("by_"):
             a.notes[name] = notes[main]
 
     failed = df[df["status"] == "failed"]
@@ -166,6 +177,8 @@ def write_figures(a: Analysis, out_dir: Path) -> Dict[str, Path]:
     for name, data in a.data.items():
         if name == "time_scaling" and (data["n_seeds"] > 0).any():
             out[name] = figures.time_scaling(data, a.keys, out_dir)[0]
+        if name in ("llm_tokens", "llm_usd") and (data["n_seeds"] > 0).any():
+            out[name] = llm_scaling.spend_figure(data, a.keys, out_dir, axis=name[4:])[0]
         if name.startswith("by_") and (data["n_seeds"] > 0).any():
             out[name] = figures.factor_comparison(data, name[3:], out_dir, name)[0]
     return out

@@ -83,3 +83,18 @@ def test_spend_figure_is_written(tmp_path):
     rows = llm_scaling.spend_scaling(df[df["agent"] == "aide"], PRESENT, "usd", by=["agent"])
     paths = llm_scaling.spend_figure(rows, ["agent"], tmp_path / "fig", axis="usd")
     assert paths and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_the_report_draws_medal_rate_against_tokens_and_dollars(tmp_path):
+    from analysis.report import build_report
+
+    sweep = _sweep(tmp_path)
+    path = build_report(load([sweep]), tmp_path / "report")
+    text = path.read_text()
+    assert "Medal rate vs cumulative LLM tokens" in text and "Medal rate vs cumulative LLM dollars" in text
+    assert "llm_cost_usd_per_medal" in text or "llm_cost_usd" in text  # the cost table's LLM columns
+    assert (tmp_path / "report" / "figures" / "llm_tokens_scaling.png").stat().st_size > 1000
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "trials.jsonl").write_text((sweep / "trials.jsonl").read_text().splitlines()[-1] + "\n")
+    assert "LLM tokens" not in build_report(load([plain]), tmp_path / "report2").read_text()  # no LLM agent
