@@ -115,7 +115,10 @@ def ship(upstream: Upstream) -> Any:
         return upstream
     if not ray.is_initialized():
         return upstream
-    tag = ray.get_runtime_context().get_job_id() + "|" + repr(upstream) + "|" + "|".join(upstream.secrets())
+    # Job ids start again at 01000000 in every Ray session; the driver's node id does not repeat, so a
+    # reference put in an earlier session (ray.shutdown, then ray.init) is never handed out again.
+    context = ray.get_runtime_context()
+    tag = "|".join([context.get_node_id(), context.get_job_id(), repr(upstream), *upstream.secrets()])
     ref = _shipped.get(tag)
     if ref is None:
         ref = _shipped[tag] = ray.put(upstream.sealed())

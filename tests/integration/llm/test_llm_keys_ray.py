@@ -48,3 +48,19 @@ def test_the_key_reaches_the_actor_as_a_reference(local_ray):
     assert KEY not in ray.get(holder.shown.remote())
     again = LLMJob.of(LLMConfig(upstream="http://upstream.invalid/v1"), env={"OPENAI_API_KEY": KEY})
     assert again.upstream == job.upstream  # one put per sweep, not one per trial
+
+
+def test_a_later_ray_session_gets_a_reference_of_its_own():
+    """ray.shutdown then ray.init (a second sweep in one process, as the test suite runs them): the job
+    must not carry the first session's reference, whose owner is gone (job ids repeat across sessions)."""
+    if ray.is_initialized():
+        ray.shutdown()
+    keys = []
+    for _ in range(2):
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+        try:
+            job = LLMJob.of(LLMConfig(), env={"OPENAI_API_KEY": KEY})
+            keys.append(ray.get(Holder.remote(job).key.remote(), timeout=60))
+        finally:
+            ray.shutdown()
+    assert keys == [KEY, KEY]
