@@ -43,11 +43,12 @@ from mleray import paths
 from mleray.sandbox import runtime
 
 COMPAT_TAG = "mleray-mlebench-env:local"
-ROOTFS_TAG = "mleray-mlebench-rootfs:local"  # the debootstrapped root file system the shim layer goes on
+ROOTFS_TAG = "mleray-mlebench-rootfs:local"  # the runtime's root file system, imported; the shim layer goes on it
 MLEBENCH_BASE = "mlebench-env"  # what MLE-bench's agent Dockerfiles name in FROM
-# envsubst (gettext-base), venvs with pip, `python` on PATH, ps and unzip as in MLE-bench's environment.
+# envsubst (gettext-base), venvs with pip, `python` on PATH, ps and unzip as in MLE-bench's environment: all in
+# the bwrap runtime's package list, so the root file system is an import of the runtime's folder.
 EXTRA_PACKAGES = ("gettext-base", "python3-venv", "python3-pip", "python-is-python3", "procps", "unzip")
-PACKAGES = tuple(runtime.PACKAGES) + EXTRA_PACKAGES
+PACKAGES = tuple(runtime.PACKAGES)  # tests/unit/sandbox/test_mlebench_env.py checks EXTRA_PACKAGES are in it
 SHIM_DIR = Path(__file__).with_name("mlebench_env")
 LABEL_SHIM = "mleray.mlebench-env"  # on the compatible base: a hash of what it is made of
 LABEL_HOME_WRITABLE = "mleray.home-writable"  # as mleray.sandbox.images sets on the images it builds
@@ -197,8 +198,9 @@ def _build_tail(err) -> str:
 
 def build_compatible_base(tag: str = COMPAT_TAG, force: bool = False, log: Log = print) -> str:
     """Builds the offline MLE-bench-compatible base image (see the module docstring). Skips when `tag` was
-    built from the same shim and packages. The root file system (ROOTFS_TAG) is debootstrapped once from the
-    machine's Debian mirror, as mleray-base:local is (a few minutes, root); the shim layer takes seconds."""
+    built from the same shim and packages. The root file system (ROOTFS_TAG) is the bwrap runtime's folder
+    imported, as mleray-base:local is (debootstrapped once from the machine's Debian mirror when missing);
+    the shim layer takes seconds."""
     import docker
 
     from mleray.sandbox import images

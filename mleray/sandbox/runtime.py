@@ -32,8 +32,12 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 from mleray import paths
 
 SUITE = "bookworm"
+# What agents need, plus what MLE-bench's agent scripts call (envsubst, venvs with pip, `python`, ps, unzip),
+# so the MLE-bench-compatible base (mlebench_images.py) is an import of this same folder, not a second
+# debootstrap.
 PACKAGES: Tuple[str, ...] = ("python3", "python3-numpy", "python3-pandas", "python3-sklearn", "curl",
-                             "ca-certificates")
+                             "ca-certificates", "gettext-base", "python3-venv", "python3-pip", "python-is-python3",
+                             "procps", "unzip")
 AGENT_UID = 1000
 PYTHON = "/usr/bin/python3"
 # Bump when the way a runtime is made changes (what make_rootfs writes), so old folders are not reused.

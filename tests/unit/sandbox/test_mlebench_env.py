@@ -105,3 +105,12 @@ def test_both_instructions_files_are_mounted(trial_dirs):
     assert targets["/home/instructions_obfuscated.txt"] == (str(other.resolve()), "ro")
     assert targets["/home/instructions.txt"] == (str(trial_dirs["instructions"].resolve()), "ro")
     assert "/home/instructions_obfuscated.txt" not in {c for _, c, _ in mounts(make_spec(trial_dirs, ["true"]))}
+
+
+def test_the_compatible_base_needs_no_second_debootstrap():
+    """What MLE-bench's agent scripts call is in the bwrap runtime's own package list, so the compatible
+    base's root file system is an import of the runtime's folder (images.build_base's fast path)."""
+    from mleray.sandbox import mlebench_images, runtime
+
+    assert set(mlebench_images.EXTRA_PACKAGES) <= set(runtime.PACKAGES)
+    assert tuple(mlebench_images.PACKAGES) == tuple(runtime.PACKAGES)
