@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -126,14 +127,29 @@ def debian_mirror(suite: str = SUITE, root: Path = Path("/etc/apt")) -> str:
 # The offline base image
 
 
-def _import_rootfs(rootfs: Path, tag: str, client, log: Log) -> None:
-    """`docker import` of a root file system folder as `tag` (ENV and CMD set: import keeps none)."""
+LABEL_MADE_OF = "mleray.made-of"  # on a base image: runtime.key() of the packages its root file system holds
+
+
+def _made_of(tag: str, client) -> Optional[str]:
+    """The LABEL_MADE_OF of an image (None: no such image, or one imported before the label existed)."""
+    import docker
+
+    try:
+        return (client.images.get(tag).labels or {}).get(LABEL_MADE_OF)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _import_rootfs(rootfs: Path, tag: str, client, log: Log, made_of: str = "") -> None:
+    """`docker import` of a root file system folder as `tag` (ENV and CMD set: import keeps none), labelled
+    with what it is made of (`made_of`: runtime.key of its packages)."""
     tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
     stream = tar.stdout
     assert stream is not None  # stdout=PIPE
     repo, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "latest")
     try:
-        client.api.import_image_from_stream(stream, repository=repo, tag=version, changes=BASE_CHANGES)
+        changes = BASE_CHANGES + ([f"LABEL {LABEL_MADE_OF}={made_of}"] if made_of else [])
+        client.api.import_image_from_stream(stream, repository=repo, tag=version, changes=changes)
     finally:
         stream.close()
         tar.wait()
@@ -144,13 +160,17 @@ def _import_rootfs(rootfs: Path, tag: str, client, log: Log) -> None:
 def build_base(tag: str = BASE_TAG, force: bool = False, log: Log = print,
                packages: Iterable[str] = BASE_PACKAGES) -> str:
     """Builds the offline base image: the bwrap runtime's root file system (debootstrap, or the one
-    already built; see mleray.sandbox.runtime) `docker import`ed. Skips when `tag` exists.
+    already built; see mleray.sandbox.runtime) `docker import`ed. Skips when `tag` exists and was made of
+    these packages (its label); an image made of others (an older mleray's list) is built again.
 
     Other `packages` than the runtime's debootstrap into a temporary folder instead."""
     client = _client()
+    made_of = runtime.key(packages)
     if not force and image_exists(tag, client):
-        log(f"{tag}: exists, skipped")
-        return tag
+        if _made_of(tag, client) == made_of:
+            log(f"{tag}: exists, skipped")
+            return tag
+        log(f"{tag}: exists but was not made of this package list ({', '.join(packages)}); building it again")
     if os.geteuid() != 0:
         raise ImageError("building the offline base image needs root (debootstrap); "
                          "run as root or build it on a machine where you are")
@@ -158,14 +178,14 @@ def build_base(tag: str = BASE_TAG, force: bool = False, log: Log = print,
     if tuple(packages) == tuple(runtime.PACKAGES):
         rootfs = runtime.build(log=log, export=False)  # the runtime's folder, debootstrapped when missing
         log(f"{tag}: importing the bwrap runtime's root file system {rootfs}")
-        _import_rootfs(rootfs, tag, client, log)
+        _import_rootfs(rootfs, tag, client, log, made_of)
         log(f"{tag}: built in {time.monotonic() - t0:.0f} s")
         return tag
     work = Path(tempfile.mkdtemp(prefix="mleray-base-", dir=os.environ.get("MLERAY_BUILD_DIR", "/var/tmp")))
     try:
         seconds = make_rootfs(work / "rootfs", debian_mirror(), packages, log=log)
         log(f"{tag}: debootstrap done in {seconds:.0f} s; importing")
-        _import_rootfs(work / "rootfs", tag, client, log)
+        _import_rootfs(work / "rootfs", tag, client, log, made_of)
         log(f"{tag}: built in {time.monotonic() - t0:.0f} s")
         return tag
     finally:
@@ -217,6 +237,17 @@ def make_home_writable(tag: str, log: Log = print) -> bool:
 
 
 HOST_PACKAGES = "wheels.txt"  # in a build context: requirements the host's pip installs into site/ (aide)
+BASE_PYTHON = "3.11"  # the offline base image's python3 (Debian bookworm's): what site/'s wheels are for
+
+
+def _wheel_target() -> List[str]:
+    """pip options that pick wheels for the base image's Python and this machine's architecture, whatever
+    Python runs pip on the host (a 3.12 host's own wheels would not load in the image: rpds-py's did not)."""
+    machine = platform.machine()
+    abi = "cp" + BASE_PYTHON.replace(".", "")
+    tags = [f"--platform={tag}_{machine}" for tag in ("manylinux_2_36", "manylinux_2_34", "manylinux_2_31",
+                                                        "manylinux_2_28", "manylinux_2_17", "manylinux2014", "linux")]
+    return ["--only-binary=:all:", "--python-version", BASE_PYTHON, "--implementation", "cp", "--abi", abi, *tags]
 
 
 def host_packages(context: Path, log: Log = print) -> Optional[Path]:
@@ -231,7 +262,8 @@ def host_packages(context: Path, log: Log = print) -> Optional[Path]:
     if not listing.is_file():
         return None
     text = listing.read_text()
-    site = paths.cache_dir() / "agent-site" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    target = _wheel_target()
+    site = paths.cache_dir() / "agent-site" / hashlib.sha256((text + " ".join(target)).encode()).hexdigest()[:16]
     if not (site / ".ready").is_file():
         lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
         lines = [ln for ln in lines if ln]
@@ -243,7 +275,7 @@ def host_packages(context: Path, log: Log = print) -> Optional[Path]:
             if not reqs:
                 continue
             cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--ignore-installed",
-                   "--disable-pip-version-check", "--target", str(site), *extra, *reqs]
+                   "--disable-pip-version-check", "--target", str(site), *target, *extra, *reqs]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 tail = (done.stderr or done.stdout).strip().splitlines()[-3:]

@@ -4,6 +4,7 @@ agent runtime sharing the base image's root file system (one debootstrap serves 
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import threading
@@ -124,6 +125,18 @@ def test_base_image_imported_from_the_runtime(docker_client, base_image, bwrap_p
                                            network_mode="none", user="1000:1000", remove=True)
         assert out.strip() == b"1000"
         assert runtime.runtime_root() == root
+        lines.clear()
+        assert build_base(tag, log=lines.append) == tag and any("exists, skipped" in line for line in lines), lines
+        # An image of the same tag made of another package list (an older mleray's base) is built again.
+        docker_client.images.remove(tag, force=True)
+        docker_client.images.get(base_image).tag(tag)
+        dockerfile = io.BytesIO(b"FROM " + tag.encode() + b"\nLABEL mleray.made-of=old\n")
+        stale = docker_client.images.build(fileobj=dockerfile, tag=tag, rm=True, network_mode="none")[0]
+        assert stale.labels.get("mleray.made-of") == "old"
+        lines.clear()
+        build_base(tag, log=lines.append)
+        assert any("building it again" in line for line in lines), lines
+        assert docker_client.images.get(tag).labels.get("mleray.made-of") == runtime.key()
     finally:
         if image_exists(tag, docker_client):
             docker_client.images.remove(tag, force=True)
