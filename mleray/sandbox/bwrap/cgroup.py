@@ -397,12 +397,14 @@ class TrialCgroup:
 
 def pick_cores(count: int, parent: Path) -> List[int]:
     """`count` cores of the ones this process may use, the least taken by other trials' cpusets under
-    `parent` first (ties: the highest numbered), so concurrent trials spread over the machine."""
+    `parent` first (ties: the highest numbered), so concurrent trials spread over the machine. Only
+    cgroups with processes in them count: an empty one left by a killed sweep (until its reap) is not a
+    running trial (two such on core 1 sent two new trials both to core 0)."""
     allowed = sorted(os.sched_getaffinity(0)) or [0]
     offered = set(cpu_list(_read(parent / "cpuset.cpus"))) or set(allowed)
     usable = [c for c in allowed if c in offered] or allowed
     try:
-        siblings = [p for p in parent.iterdir() if p.is_dir()]
+        siblings = [p for p in parent.iterdir() if p.is_dir() and _read(p / "cgroup.procs").strip()]
     except OSError:
         siblings = []
     return least_taken(usable, (_read(sibling / "cpuset.cpus") for sibling in siblings), count)
