@@ -29,7 +29,6 @@ import http.client
 import http.server
 import json
 import logging
-import os
 import socket
 import socketserver
 import threading
@@ -42,6 +41,7 @@ from urllib.parse import urlsplit
 
 from mleray.llm.accounting import ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES, Ledger, Usage, usage_of
 from mleray.llm.keys import Upstream
+from mleray.sandbox import unix_service
 
 log = logging.getLogger(__name__)
 
@@ -487,54 +487,18 @@ class LLMGateway:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> "LLMGateway":
-        folder = self.socket_path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o755)
-        if self.socket_path.exists() or self.socket_path.is_socket():
-            self.socket_path.unlink()
-        address, dir_fd = str(self.socket_path), None
-        if len(address.encode()) > 100:
-            dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            address = f"/proc/self/fd/{dir_fd}/{self.socket_path.name}"
-        try:
-            self._server = _Server(address, self)
-        finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
-        os.chmod(self.socket_path, 0o666)
+        self._server = unix_service.bind(self.socket_path, lambda address: _Server(address, self))
         self._thread = threading.Thread(target=self._serve, name="mleray-llm-gateway", daemon=True)
         self._thread.start()
         return self
 
     def _serve(self) -> None:
-        server = self._server
-        if server is None:
-            return
-        while True:
-            try:
-                conn, _ = server.socket.accept()
-            except OSError:
-                return
-            if not self.connections.acquire(blocking=False):
-                _turn_away(conn)
-                continue
-            try:
-                server.process_request(conn, "sandbox")
-            except Exception:
-                self.connections.release()
-                server.shutdown_request(conn)
+        if self._server is not None:
+            unix_service.accept_loop(self._server, self.connections, _turn_away)
 
     def stop(self) -> None:
-        if self._server is not None:
-            try:
-                self._server.socket.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        unix_service.stop(self._server, self._thread)
+        self._server, self._thread = None, None
         try:
             self.socket_path.unlink()
         except FileNotFoundError:

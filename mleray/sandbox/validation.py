@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Tuple
 
+from mleray.sandbox import unix_service
 from mleray.sandbox.base import SandboxSpec
 from mleray.trial.agent_files import MAX_BYTES, excerpt, too_large
 
@@ -452,22 +453,9 @@ class ValidationServer:
 
     def start(self) -> "ValidationServer":
         folder = self.socket_path.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o755)
-        if self.socket_path.exists() or self.socket_path.is_socket():
-            self.socket_path.unlink()
-        address = str(self.socket_path)
-        dir_fd = None
-        if len(address.encode()) > 100:
-            dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            address = f"/proc/self/fd/{dir_fd}/{self.socket_path.name}"
-        try:
-            self._server = _UnixHTTPServer(address, self.validate_fn, self.max_bytes, self.request_timeout,
-                                           self.max_validations, self.max_connections)
-        finally:
-            if dir_fd is not None:
-                os.close(dir_fd)
-        os.chmod(self.socket_path, 0o666)
+        self._server = unix_service.bind(self.socket_path, lambda address: _UnixHTTPServer(
+            address, self.validate_fn, self.max_bytes, self.request_timeout, self.max_validations,
+            self.max_connections))
         shim = folder / SHIM_NAME  # the shim travels in the socket's folder: one mount for both
         shutil.copyfile(INSIDE_DIR / SHIM_NAME, shim)
         os.chmod(shim, 0o644)
@@ -477,38 +465,21 @@ class ValidationServer:
         return self
 
     def _serve(self) -> None:
-        """Accepts until stop() shuts the listening socket (which wakes accept() at once, unlike
-        serve_forever's polling); each request is handled in a thread of its own, at most
-        `max_connections` at once (one more is answered 429 here, unread, and closed)."""
+        """unix_service.accept_loop: each request in a thread of its own, at most `max_connections` at
+        once (one more is answered 429 here, unread, and closed)."""
         server = self._server
         if server is None:  # stop() ran before this thread did
             return
-        while True:
-            try:
-                conn, _ = server.socket.accept()
-            except OSError:
-                return
-            if not server.connections.acquire(blocking=False):
-                server.busy += 1
-                _turn_away(conn, self.max_connections)
-                continue
-            try:
-                server.process_request(conn, "sandbox")
-            except Exception:  # a thread could not start: drop this connection, keep serving
-                server.connections.release()
-                server.shutdown_request(conn)
+
+        def turn_away(conn: socket.socket) -> None:
+            server.busy += 1
+            _turn_away(conn, self.max_connections)
+
+        unix_service.accept_loop(server, server.connections, turn_away)
 
     def stop(self) -> None:
-        if self._server is not None:
-            try:
-                self._server.socket.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        unix_service.stop(self._server, self._thread)
+        self._server, self._thread = None, None
         for path in (self.socket_path, self.socket_path.parent / SHIM_NAME):
             try:
                 path.unlink()
