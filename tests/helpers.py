@@ -104,3 +104,24 @@ def write_toy_competition(folder: Path, prepare: str = TOY_PREPARE, version: str
     (folder / "prepare.py").write_text(prepare)
     (folder / "description.md").write_text(description)
     return folder
+
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def moto_s3(monkeypatch, bucket_path: str):
+    """A generator for an S3 fixture: a fresh moto server (the S3 stand-in) in a thread of this process, AWS
+    test credentials set before anything (Ray) starts; yields the s3:// URI of `bucket_path` on it."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        require(False, "moto[server] is not installed (pip install -e .[test])")
+    for key, value in AWS_ENV.items():
+        monkeypatch.setenv(key, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"s3://{bucket_path}?endpoint_override={host}:{port}&scheme=http&allow_bucket_creation=true"
+    finally:
+        server.stop()

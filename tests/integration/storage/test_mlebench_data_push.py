@@ -16,29 +16,18 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, require
+from helpers import AWS_ENV, ROOT, moto_s3
 
 from mleray.cli import data as data_cli
 from mleray.mlebench import catalog, data
 
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 CID = "leaf-classification"
 
 
 @pytest.fixture
 def s3_uri(monkeypatch):
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        require(False, "moto[server] is not installed (pip install -e .[test])")
-    for key, value in AWS_ENV.items():
-        monkeypatch.setenv(key, value)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
     # moto keeps its buckets per process, not per server: a prefix of each test's own
-    yield f"s3://mleray-data/{uuid.uuid4().hex[:8]}?endpoint_override={host}:{port}&scheme=http&allow_bucket_creation=true"
-    server.stop()
+    yield from moto_s3(monkeypatch, f"mleray-data/{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

@@ -19,28 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from helpers import require
+from helpers import AWS_ENV, moto_s3
 from mleray.sweep import driver as sweep
 from mleray.storage.backends import PARTS, open_location, open_sweep_storage
 from mleray.trial.folder import LogMirror, trial_folder
 
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @pytest.fixture
 def s3_root(monkeypatch):
     """An s3:// storage root on a fresh moto server; AWS credentials set before anything (Ray) starts."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        require(False, "moto[server] is not installed (pip install -e .[test])")
-    for key, value in AWS_ENV.items():
-        monkeypatch.setenv(key, value)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"s3://mleray-test/runs?endpoint_override={host}:{port}&scheme=http&allow_bucket_creation=true"
-    server.stop()
+    yield from moto_s3(monkeypatch, "mleray-test/runs")
 
 
 def test_log_mirror_shows_a_growing_log(s3_root, tmp_path):

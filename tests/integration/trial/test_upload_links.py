@@ -12,29 +12,18 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import require
+from helpers import moto_s3
 
 from mleray.storage.backends import ArrowSweepStorage, LocalSweepStorage, open_location, open_sweep_storage
 from mleray.trial.folder import trial_folder
 
-AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 SECRET = Path("/etc/shadow")
 
 
 @pytest.fixture
 def s3_root(monkeypatch):
     """An s3:// storage root on a fresh moto server in a thread of this process."""
-    try:
-        from moto.server import ThreadedMotoServer
-    except ImportError:
-        require(False, "moto[server] is not installed (pip install -e .[test])")
-    for key, value in AWS_ENV.items():
-        monkeypatch.setenv(key, value)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"s3://mleray-test/runs?endpoint_override={host}:{port}&scheme=http&allow_bucket_creation=true"
-    server.stop()
+    yield from moto_s3(monkeypatch, "mleray-test/runs")
 
 
 def plant(root: Path) -> list:
