@@ -12,10 +12,12 @@ outside the package; each kind is looked up along a search path, first match win
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.resources
 import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,6 +104,19 @@ def cache_dir() -> Path:
     """Node-local cache for prepared competition data (override with MLERAY_CACHE_DIR)."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mleray"
     return Path(os.environ.get("MLERAY_CACHE_DIR", default))
+
+
+@contextlib.contextmanager
+def node_lock(path: Path) -> Iterator[None]:
+    """Holds an exclusive flock on `path` (its folder made) for one job on this node at a time, across
+    processes: the others wait, then usually find the work done."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def scratch_dir() -> Path:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import functools
 import hashlib
 import importlib.metadata
@@ -266,17 +265,9 @@ def build_agent_image(agent_dir: Path, tag: str, base: Optional[str] = None, log
     return tag
 
 
-@contextlib.contextmanager
-def _lock(name: str) -> Iterator[None]:
+def _lock(name: str) -> contextlib.AbstractContextManager:
     """One builder of a derived image per node at a time (a second waits, then finds it built)."""
-    folder = paths.cache_dir() / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return paths.node_lock(paths.cache_dir() / "locks" / f"{name}.lock")
 
 
 _WRITABLE_FAILED: Dict[str, str] = {}  # image id -> why its layer could not be made (this process)

@@ -18,7 +18,6 @@ Light to import (no Docker SDK): the bwrap backend asks `runtime_root()` and `bw
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -27,7 +26,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from mleray import paths
 
@@ -262,16 +261,9 @@ def _export_image(image: str, rootfs: Path, log: Log) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _build_lock(base: Path) -> Iterator[None]:
+def _build_lock(base: Path) -> contextlib.AbstractContextManager:
     """One builder per folder at a time (a second waits, then finds the runtime ready)."""
-    base.mkdir(parents=True, exist_ok=True)
-    with open(base / ".build.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return paths.node_lock(base / ".build.lock")
 
 
 def build(force: bool = False, log: Log = print, image: Optional[str] = None,

@@ -9,7 +9,6 @@ both given core 1 and ran at half speed (measured in the laptop study)."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
 import threading
@@ -37,15 +36,8 @@ def engine_cpus(client: docker.DockerClient) -> int:
 def choosing() -> Iterator[None]:
     """Held from pick() until the container is created: one choice at a time on this host (every
     process; an flock in the node cache, which the agents never see)."""
-    with _lock:
-        folder = paths.cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".docker-cpuset.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    with _lock, paths.node_lock(paths.cache_dir() / ".docker-cpuset.lock"):
+        yield
 
 
 def pick(client: docker.DockerClient, cpus: float) -> str:
