@@ -52,7 +52,8 @@ def test_running_container_is_hardened(docker_client, base_image, trial_dirs):
         assert host["PidsLimit"] == 100
         assert host["ShmSize"] == 128 * 1024**2
         assert host["Init"] is True
-        assert config["Labels"] == {**spec.labels, "mleray.cpuset": host["CpusetCpus"]}
+        inherited = docker_client.images.get(attrs["Image"]).labels or {}  # a base image's own labels (mleray.made-of)
+        assert config["Labels"] == {**inherited, **spec.labels, "mleray.cpuset": host["CpusetCpus"]}
         assert len(host["CpusetCpus"].split(",")) == 2  # ceil(1.5) cores the agent cannot widen
         assert "COMPETITION_ID=toy" in config["Env"]
         mounts = {m["Destination"]: m for m in attrs["Mounts"]}
