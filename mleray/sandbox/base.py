@@ -14,7 +14,7 @@ import abc
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence
 
 if TYPE_CHECKING:
     from mleray.config import AgentConfig
@@ -121,6 +121,13 @@ class Sandbox(abc.ABC):
         """One line for the sweep's start saying what this backend enforces on this machine and what it
         does not ("not enforced: <why>"), or None when it enforces everything it claims. Never raises."""
         return None
+
+    @classmethod
+    def prepare_agent(cls, agent: "AgentConfig", log: Optional[Callable[[str], None]] = None) -> "AgentConfig":
+        """The agent as this backend runs it, derived on the node before the trial's sandbox is made (once per
+        node and image where it builds anything); the agent unchanged where the backend needs nothing.
+        Raises SandboxError when what it derives cannot be made."""
+        return agent
 
     @classmethod
     def reap(cls, sweep_id: str) -> int:

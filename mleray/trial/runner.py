@@ -22,7 +22,8 @@ from mleray.grading import grade_submission
 from mleray.records import Status, TrialResult, now
 from mleray.sandbox import make_sandbox
 from mleray.sandbox.base import ExitInfo, SandboxError, SandboxSpec
-from mleray.sandbox.mlebench_images import agent_env, writable_image
+from mleray.sandbox.mlebench_images import agent_env
+from mleray.sandbox.registry import backend
 from mleray.sweep.trials import TrialJob, TrialSpec
 from mleray.trial.agent_files import refusal
 from mleray.trial.bounds import DiskWatch, stream
@@ -85,9 +86,7 @@ def _run_in(paths: TrialPaths, job: TrialJob, gpu_ids: List[str], on_line: Optio
     spec, attempt = job.spec, job.attempt
     started, t0 = now(), time.monotonic()
     agent = load_agent(spec.agent)
-    if job.sandbox_kind == "docker" and agent.image and not agent.code:  # MLE-bench-style: code in the image
-        # /home writable by uid 1000, as MLE-bench's entrypoint makes it (a layer derived once per image id)
-        agent = dataclasses.replace(agent, image=writable_image(agent.image, on_line))
+    agent = backend(job.sandbox_kind).prepare_agent(agent, on_line)  # e.g. Docker: an MLE-bench image's writable layer
     # Node-local, once per node; a trial that finds another staging the same data waits and says so.
     prepared, _ = stage(spec.competition, on_wait=on_line)
     description = _description(prepared, job.description)

@@ -8,11 +8,10 @@ import multiprocessing
 import threading
 import time
 
-import docker
 import pytest
 
 from mleray.sandbox.base import LINE_CAP_BYTES, SandboxError
-from mleray.sandbox.docker import DockerSandbox, container_kwargs
+from mleray.sandbox.docker import DockerSandbox, container_kwargs, engine
 from mleray.sandbox.validation import GRADER_ERROR, ValidationServer, socket_path_for
 from helpers import make_spec
 
@@ -152,7 +151,7 @@ def _start_and_report(trial_dirs, index, barrier, answers, done):
     try:
         box.start()
         answers.put(box.container.attrs["HostConfig"]["CpusetCpus"] if box.container.attrs.get("HostConfig")
-                    else docker.from_env().api.inspect_container(box.container.id)["HostConfig"]["CpusetCpus"])
+                    else engine.client().api.inspect_container(box.container.id)["HostConfig"]["CpusetCpus"])
         done.wait(60)
     finally:
         box.kill()

@@ -103,6 +103,19 @@ class DockerSandbox(Sandbox):
         return None
 
     @classmethod
+    def prepare_agent(cls, agent, log=None):
+        """An MLE-bench-style agent (its code in its image, no code folder) runs on a layer of its image with
+        /home writable by uid 1000, as MLE-bench's entrypoint makes it (`mlebench_images.writable_image`, derived
+        once per image id); any other agent unchanged."""
+        if not (agent.image and not agent.code):
+            return agent
+        import dataclasses
+
+        from mleray.sandbox.mlebench_images import writable_image
+
+        return dataclasses.replace(agent, image=writable_image(agent.image, log))
+
+    @classmethod
     def reap(cls, sweep_id: str) -> int:
         """Removes the containers labelled with this sweep id (mleray.sweep_id), running or not; a sweep of
         the same name on another storage path has another id, and its containers are left alone."""
