@@ -17,7 +17,7 @@
 - Every agent image gets /home made writable by uid 1000 (a small layer, once), as MLE-bench's
   entrypoint does at each start: agents run as uid 1000 and MLE-bench agents write under /home/agent.
   An image built elsewhere keeps its tag: the layer is derived beside it, once per image id
-  (mleray.sandbox.mlebench_images.writable_image; the runner derives it too).
+  (mleray.sandbox.mlebench_images.writable_image; the Docker backend derives it too, in prepare_agent).
 - `mleray images mlebench-env` builds the offline MLE-bench-compatible base, `mleray images mlebench-agent
   DIR --tag TAG` one of MLE-bench's agents/<name>/ folders (mleray.sandbox.mlebench_images).
 """
@@ -302,7 +302,7 @@ def build_agent(agent: AgentConfig, base: Optional[str] = None, log: Log = print
         if not image_exists(agent.image, client):
             log(f"{agent.name}: image {agent.image} is not on this engine and has no build_context: "
                 "build or load it yourself")
-        else:  # derived once per image id, the user's tag left alone (the runner derives it too)
+        else:  # derived once per image id, the user's tag left alone (the Docker backend derives it too)
             mlebench_images.writable_image(agent.image, log)
         return agent.image
     context = Path(agent.build_context)
