@@ -1,4 +1,4 @@
-"""Regenerates leaderboard.csv: 300 sampled and 177 tuned reference pipelines scored on the private answers.
+"""Regenerates leaderboard.csv: 300 sampled and 311 tuned reference pipelines scored on the private answers.
 
     python competitions/house-prices/build_leaderboard.py [--check] [--limit N] [OUT.csv]
 
@@ -7,7 +7,8 @@ transform of the price, hyperparameters, feature subsets and shares of the train
 by leaderboard_tools.sample_configs from one seeded generator. The tuned field is what careful work
 reaches: regularised linear models on one-hot, log-skewed, scaled features and gradient boosting on
 ordinal codes, each on log(price), and their weighted blends (what wins this competition's
-kernels). `--limit N` checks the first N of each field.
+kernels); and a zoo on engineered features (total area, baths, ages) with every mean of three or four of
+its models (stacked regressions, what tops the field). `--limit N` checks the first N of each field.
 """
 
 import sys
@@ -84,6 +85,84 @@ def tuned(train, test, features, score_fn):
                                score_fn(np.exp(w * preds[lin] + (1 - w) * boost_pred)))
 
 
+def engineered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The features careful kernels add: total floor area, baths, ages, porch area, quality x area; the
+    calendar and dwelling-class codes as categories."""
+    frame = frame.copy()
+    frame["TotalSF"] = frame["TotalBsmtSF"].fillna(0) + frame["1stFlrSF"] + frame["2ndFlrSF"]
+    frame["TotalBath"] = (frame["FullBath"] + 0.5 * frame["HalfBath"] + frame["BsmtFullBath"].fillna(0)
+                          + 0.5 * frame["BsmtHalfBath"].fillna(0))
+    frame["Age"] = frame["YrSold"] - frame["YearBuilt"]
+    frame["RemodAge"] = frame["YrSold"] - frame["YearRemodAdd"]
+    frame["TotalPorch"] = frame[["OpenPorchSF", "EnclosedPorch", "3SsnPorch", "ScreenPorch", "WoodDeckSF"]].sum(axis=1)
+    frame["QualSF"] = frame["OverallQual"] * frame["GrLivArea"]
+    for column in ("MSSubClass", "MoSold", "YrSold"):
+        frame[column] = frame[column].astype(str)
+    return frame
+
+
+def ensembles(train, test, features, score_fn):
+    """A model zoo on engineered features (robust-scaled linear and kernel models on one-hot codes,
+    boosting on ordinal codes), each alone and then every equal-weight mean of three or four of them,
+    all on log(price): the stacked-regression entries that top this competition's field."""
+    import itertools
+
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.linear_model import Lasso, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, RobustScaler
+    from sklearn.svm import SVR
+
+    y = np.log(train["SalePrice"].to_numpy(float))
+    x_tr, x_te = engineered(train[features]), engineered(test[features])
+    numeric = [c for c in x_tr.columns if x_tr[c].dtype.kind in "if"]
+    categorical = [c for c in x_tr.columns if c not in numeric]
+    for frame in (x_tr, x_te):
+        frame[categorical] = frame[categorical].astype(object).where(frame[categorical].notna(), "missing").astype(str)
+    skewed = [c for c in numeric if abs(x_tr[c].skew()) > 0.75]
+    plain = [c for c in numeric if c not in skewed]
+    linear = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), RobustScaler()), plain),
+        ("skew", make_pipeline(SimpleImputer(strategy="median"), FunctionTransformer(np.log1p), RobustScaler()),
+         skewed),
+        ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=2, sparse_output=False), categorical)],
+        sparse_threshold=0.0)
+    ordinal = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
+    trees = ColumnTransformer([("num", SimpleImputer(strategy="median"), numeric), ("cat", ordinal, categorical)])
+    designs = {True: (linear.fit_transform(x_tr), linear.transform(x_te)),
+               False: (trees.fit_transform(x_tr), trees.transform(x_te))}
+    zoo = [("ridge(alpha=10)", True, lambda: Ridge(alpha=10.0)),
+           ("ridge(alpha=20)", True, lambda: Ridge(alpha=20.0)),
+           ("lasso(alpha=0.0008)", True, lambda: Lasso(alpha=0.0008, max_iter=50000)),
+           ("svr(C=20,epsilon=0.008,gamma=0.0003)", True, lambda: SVR(C=20, epsilon=0.008, gamma=0.0003)),
+           ("kernel_ridge(alpha=0.6,polynomial,degree=2,coef0=2.5)", True,
+            lambda: KernelRidge(alpha=0.6, kernel="polynomial", degree=2, coef0=2.5)),
+           ("gb(n_estimators=1500,learning_rate=0.03,max_depth=3,subsample=0.8,max_features=0.3)", False,
+            lambda: GradientBoostingRegressor(n_estimators=1500, learning_rate=0.03, max_depth=3, subsample=0.8,
+                                              max_features=0.3, random_state=1)),
+           ("hist_gb(learning_rate=0.02,max_iter=3000,max_leaf_nodes=7,l2_regularization=3.0,max_features=0.5)", False,
+            lambda: HistGradientBoostingRegressor(learning_rate=0.02, max_iter=3000, max_leaf_nodes=7,
+                                                  l2_regularization=3.0, min_samples_leaf=8, max_features=0.5,
+                                                  random_state=0)),
+           ("hist_gb(learning_rate=0.03,max_iter=1500,max_leaf_nodes=15,l2_regularization=1.0)", False,
+            lambda: HistGradientBoostingRegressor(learning_rate=0.03, max_iter=1500, max_leaf_nodes=15,
+                                                  l2_regularization=1.0, min_samples_leaf=10, random_state=0))]
+    preds, i = {}, 0
+    for name, is_linear, make in zoo:
+        x_fit, x_pred = designs[is_linear]
+        preds[name] = make().fit(x_fit, y).predict(x_pred)
+        i += 1
+        yield lt.Entry(f"tuned-e{i:03d} {name} engineered log-target", score_fn(np.exp(preds[name])))
+    for size in (3, 4):
+        for names in itertools.combinations([name for name, _, _ in zoo], size):
+            i += 1
+            yield lt.Entry(f"tuned-e{i:03d} mean({','.join(names)}) engineered log-target",
+                           score_fn(np.exp(np.mean([preds[n] for n in names], axis=0))))
+
+
 def build():
     train, test, answers = lt.read_prepared(HERE)
     features = [c for c in test.columns if c != "Id"]
@@ -95,7 +174,8 @@ def build():
 
     return lt.Blocks([lt.run_configs(configs, "regression", train[features], train["SalePrice"].astype(float),
                                      test[features], score_fn),
-                      tuned(train, test, features, score_fn)])
+                      tuned(train, test, features, score_fn),
+                      ensembles(train, test, features, score_fn)])
 
 
 if __name__ == "__main__":

@@ -102,13 +102,16 @@ def reasonable_predictions(cid, train, test):
                                  "boy": frame["Name"].str.contains(r"Master\.").astype(float)})
         model = RandomForestClassifier(300, max_depth=5, random_state=0).fit(xy(train), train["Survived"])
         return model.predict(xy(test))
-    if cid == "house-prices":
-        def xy(frame):
-            return pd.DataFrame({"qual": frame["OverallQual"], "area": np.log(frame["GrLivArea"]),
-                                 "year": frame["YearBuilt"], "bsmt": frame["TotalBsmtSF"].fillna(0) / 1000,
-                                 "cars": frame["GarageCars"].fillna(0)})
-        model = Ridge(alpha=1.0).fit(xy(train), np.log(train["SalePrice"]))
-        return np.exp(model.predict(xy(test)))
+    if cid == "house-prices":  # a first kernel's ridge: every column, skewed ones logged, categories one-hot
+        both = pd.concat([train.drop(columns=["SalePrice"]), test]).drop(columns=["Id"])
+        numeric = both.select_dtypes("number").columns
+        both[numeric] = both[numeric].fillna(both[numeric].median())
+        skewed = [c for c in numeric if abs(both[c].skew()) > 0.75 and both[c].min() >= 0]
+        both[skewed] = np.log1p(both[skewed])
+        both[numeric] = (both[numeric] - both[numeric].mean()) / both[numeric].std()
+        x = pd.get_dummies(both, dummy_na=True).astype(float)
+        model = Ridge(alpha=30.0).fit(x.iloc[:len(train)], np.log(train["SalePrice"]))
+        return np.exp(model.predict(x.iloc[len(train):]))
     def xy(frame):
         when = pd.to_datetime(frame["datetime"])
         return pd.DataFrame({"hour": when.dt.hour, "weekday": when.dt.dayofweek, "year": when.dt.year,
