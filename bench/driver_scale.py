@@ -8,6 +8,11 @@ driver CPU-ms per trial and trials per second. Every trial still costs a Ray act
 process start on its node); that cost lands on the nodes, not the driver, and on this 2-core
 machine it bounds the throughput.
 
+Baseline in the same process, first: bare Ray actors of the same class and shape, created, asked and killed
+with plain Ray calls (`--baseline N`, a fifth of --trials by default). Ray's own core worker keeps memory per
+actor it created (measured here 6-27 KiB, depending on glibc's malloc arenas: MALLOC_ARENA_MAX=2 gives the
+low end); the sweep's growth beyond the bare run's is mleray's, and that is the figure the target is about.
+
     python bench/driver_scale.py              # 2,000 trials
     python bench/driver_scale.py --trials 200
     python bench/driver_scale.py --simulate   # simulated Ray: 10k and 100k trials, 5,000 in flight
@@ -45,7 +50,7 @@ from mleray.records import Status, TrialResult  # noqa: E402
 from mleray.storage.store import SweepStore  # noqa: E402
 from mleray.sweep.callbacks import SweepCallback  # noqa: E402
 from mleray.sweep.scheduler import Scheduler  # noqa: E402
-from mleray.sweep.trials import TrialSpec  # noqa: E402
+from mleray.sweep.trials import TrialJob, TrialSpec  # noqa: E402
 from mleray.trial.actor import TrialHost  # noqa: E402
 
 
@@ -99,11 +104,36 @@ class Sampler(SweepCallback):
         self._stop.set()
 
 
+def bare_ray(jobs: list, at_once: int) -> dict:
+    """The baseline, in the same process before the sweep: the same actors, created, asked for their result and
+    killed `at_once` at a time with plain Ray calls (no Scheduler, no SweepStore, no callbacks). What the
+    driver's memory and CPU grow by here is Ray's own cost per actor (its core worker's state for each actor it
+    created and talked to); what the sweep grows by beyond it is mleray's."""
+    rss0, cpu0, t0 = rss_mib(), cpu_s(), time.monotonic()
+    live: dict = {}
+    pending = list(jobs)
+    while pending or live:
+        while pending and len(live) < at_once:
+            job = pending.pop()
+            actor = InstantTrial.options(num_cpus=job.spec.resources.cpus, name=f"bare-{job.spec.trial_id}").remote(job)
+            live[actor.result.remote()] = actor
+        ready, _ = ray.wait(list(live), num_returns=1)
+        for ref in ready:
+            ray.get(ref)
+            ray.kill(live.pop(ref), no_restart=True)
+    n = max(len(jobs), 1)
+    return {"actors": len(jobs), "wall_s": round(time.monotonic() - t0, 1),
+            "driver_cpu_ms_per_actor": round(1000 * (cpu_s() - cpu0) / n, 2),
+            "rss_growth_kib_per_actor": round(1024 * (rss_mib() - rss0) / n, 2)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulate", action="store_true", help="simulated Ray (see the module docstring)")
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--num-cpus", type=int, default=8, help="fake CPUs of the local Ray (trials at once)")
+    parser.add_argument("--baseline", type=int, default=None, metavar="N",
+                        help="bare Ray actors first, in the same process (default: a fifth of --trials; 0: none)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "driver_scale"))
     args, rest = parser.parse_known_args(argv)
     if not args.simulate and rest:
@@ -120,6 +150,12 @@ def main(argv=None) -> int:
     cfg = SweepConfig(name="driver-scale", tiers={"t": tier}, retries=1)
     trials = [TrialSpec(cfg.name, "instant", f"comp{i:05d}", "t", 0, tier) for i in range(args.trials)]
     time.sleep(2)  # let the node's prestarted workers settle
+    n_bare = args.trials // 5 if args.baseline is None else args.baseline
+    bare_specs = [TrialSpec(cfg.name, "bare", f"comp{i:05d}", "t", 0, tier) for i in range(n_bare)]
+    warm = [TrialSpec(cfg.name, "warm", f"comp{i:05d}", "t", 0, tier) for i in range(20)]
+    bare_ray([TrialJob.of(cfg, t, "/nonexistent", "bwrap", 0) for t in warm], args.num_cpus)  # warm-up
+    bare = bare_ray([TrialJob.of(cfg, t, "/nonexistent", "bwrap", 0) for t in bare_specs], args.num_cpus) \
+        if n_bare else None
     rss_before = rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
         store = SweepStore(Path(tmp))
@@ -155,6 +191,7 @@ def main(argv=None) -> int:
                                           / max(sampler.points[-1]["trials"] - sampler.points[0]["trials"], 1), 2)
         if len(sampler.points) > 1 else None,
         "trials_jsonl_bytes": jsonl_bytes, "resume_scan_s": round(resume_s, 3),
+        "bare_ray": bare, "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
         "samples": sampler.points,
     }
     out = Path(args.out)
@@ -163,6 +200,14 @@ def main(argv=None) -> int:
     out.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def mleray_kib(r: dict) -> float:
+    return round(r["rss_growth_kib_per_trial"] - r["bare_ray"]["rss_growth_kib_per_actor"], 2)
+
+
+def mleray_ms(r: dict) -> float:
+    return round(r["driver_cpu_ms_per_trial"] - r["bare_ray"]["driver_cpu_ms_per_actor"], 2)
 
 
 def markdown(r: dict) -> str:
@@ -181,6 +226,12 @@ def markdown(r: dict) -> str:
         f"| driver RSS before / peak / after | {r['driver_rss_mib']['before']} / **{r['driver_rss_mib']['peak']}** / "
         f"{r['driver_rss_mib']['after']} MiB |",
         f"| RSS growth | {r['rss_growth_kib_per_trial']} KiB per recorded trial |",
+        *([f"| bare Ray, same process ({r['bare_ray']['actors']:,} actors, no mleray) | "
+           f"{r['bare_ray']['rss_growth_kib_per_actor']} KiB and {r['bare_ray']['driver_cpu_ms_per_actor']} ms "
+           "driver CPU per actor |",
+           f"| **mleray's own, beyond bare Ray** | **{mleray_kib(r)} KiB** and **{mleray_ms(r)} ms** per trial |"]
+          if r.get("bare_ray") else []),
+        f"| MALLOC_ARENA_MAX | {r.get('malloc_arena_max') or 'unset (glibc default)'} |",
         f"| trials.jsonl | {r['trials_jsonl_bytes']:,} bytes |",
         f"| resume scan (reopen store, skip all) | {r['resume_scan_s']} s |",
         "",
