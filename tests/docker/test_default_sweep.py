@@ -1,6 +1,6 @@
 """The README's first command: the default sweep, end to end, with whatever sandbox `auto` picks
 (docker in CI, where the images are built). The baseline must be valid everywhere, beat the dummy,
-and win at least one medal; a second run re-runs nothing."""
+and win at least one medal but fewer than half the medals it could; a second run re-runs nothing."""
 
 import json
 import subprocess
@@ -32,7 +32,8 @@ def test_default_sweep_end_to_end(tmp_path):
         assert r["valid_submission"], r["reason"]
         floor = dummy[(r["competition_id"], r["seed"])]["score"]
         assert (r["score"] < floor) if r["is_lower_better"] else (r["score"] > floor), (r["competition_id"], r["score"], floor)
-    assert any(r["any_medal"] for r in base)
+    medals = [(r["competition_id"], r["seed"]) for r in base if r["any_medal"]]
+    assert 1 <= len(medals) < len(base) / 2, medals  # at least one, fewer than half: the field leaves headroom
     assert (tmp_path / "default" / "report" / "report.md").is_file()
 
     second = run_sweep(tmp_path)
