@@ -10,7 +10,7 @@ machine it bounds the throughput.
 
 Baseline in the same process, first: bare Ray actors of the same class and shape, created, asked and killed
 with plain Ray calls (`--baseline N`, a fifth of --trials by default). Ray's own core worker keeps memory per
-actor it created (measured here 6-27 KiB, depending on glibc's malloc arenas: MALLOC_ARENA_MAX=2 gives the
+actor it created (measured here 6 to 73 KiB, depending on glibc's malloc arenas: MALLOC_ARENA_MAX=2 gives the
 low end); the sweep's growth beyond the bare run's is mleray's, and that is the figure the target is about.
 
     python bench/driver_scale.py              # 2,000 trials
