@@ -118,7 +118,9 @@ def test_trials_spread_and_fractional_gpus_pack(cluster, tmp_path):
     assert all(len(r["gpu_ids"]) == 1 for r in recs)
     # packed: the whole cluster (6 at once) was used, so 12 trials of 3 s took about two rounds
     assert _peak([(r["t_start"], r["t_end"]) for r in recs]) == 6
-    assert max(r["t_end"] for r in recs) - min(r["t_start"] for r in recs) < 3 * 3 + 3
+    # two rounds of 3 s trials plus actor starts: a quiet 2-core CI run measured 12.5 s. Six at once is
+    # the peak assertion's job; this bound only catches a sweep that stalls (serial would take 36 s)
+    assert max(r["t_end"] for r in recs) - min(r["t_start"] for r in recs) < 4 * 3 + 4
     # the live view, as a CI log: a few one-line summaries, the last one complete
     lines = [line for line in view.getvalue().splitlines() if "[mn] " in line]  # status lines, not per-trial results
     assert 2 <= len(lines) <= 20
