@@ -21,11 +21,12 @@ oom_kill count where the host can read it, and the engine's kill events (a signa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence
 
 import docker
 import requests
@@ -39,6 +40,9 @@ from mleray.sandbox.docker.engine import EngineError
 from mleray.sandbox.docker.logs import LogReader
 from mleray.sandbox.docker.logs import frames as log_frames
 from mleray.sandbox.docker.spec import container_kwargs, time_limit
+
+if TYPE_CHECKING:
+    from mleray.config import AgentConfig
 
 AGENT_UID = AGENT_GID = 1000
 LABEL_SWEEP = "mleray.sweep"
@@ -103,15 +107,13 @@ class DockerSandbox(Sandbox):
         return None
 
     @classmethod
-    def prepare_agent(cls, agent, log=None):
+    def prepare_agent(cls, agent: "AgentConfig", log: Optional[Callable[[str], None]] = None) -> "AgentConfig":
         """An MLE-bench-style agent (its code in its image, no code folder) runs on a layer of its image with
         /home writable by uid 1000, as MLE-bench's entrypoint makes it (`mlebench_images.writable_image`, derived
         once per image id); any other agent unchanged."""
         if not (agent.image and not agent.code):
             return agent
-        import dataclasses
-
-        from mleray.sandbox.mlebench_images import writable_image
+        from mleray.sandbox.mlebench_images import writable_image  # the image builder, only when needed
 
         return dataclasses.replace(agent, image=writable_image(agent.image, log))
 
