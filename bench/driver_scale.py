@@ -3,15 +3,18 @@
 A local Ray (one node, fake CPUs) and mleray's real `Scheduler` and `SweepStore`, with a trial
 actor (through the scheduler's `actor_cls` hook) that returns a full TrialResult record at once.
 Measured on the driver process only: resident memory (RSS, sampled every 0.2 s and at every 100th
-record), CPU time (the driver's own threads, Ray's core worker included), and wall time; hence
-driver CPU-ms per trial and trials per second. Every trial still costs a Ray actor (a worker
-process start on its node); that cost lands on the nodes, not the driver, and on this 2-core
-machine it bounds the throughput.
+record), CPU time (the driver's own threads, Ray's core worker included, the bench's RSS sampler
+thread left out), and wall time; hence driver CPU-ms per trial and trials per second. Every trial
+still costs a Ray actor (a worker process start on its node); that cost lands on the nodes, not the
+driver, and on this 2-core machine it bounds the throughput.
 
-Baseline in the same process, first: bare Ray actors of the same class and shape, created, asked and killed
-with plain Ray calls (`--baseline N`, a fifth of --trials by default). Ray's own core worker keeps memory per
-actor it created (measured here 6 to 73 KiB, depending on glibc's malloc arenas: MALLOC_ARENA_MAX=2 gives the
-low end); the sweep's growth beyond the bare run's is mleray's, and that is the figure the target is about.
+Baseline in the same process, before and again after the sweep: bare Ray actors of the same class and shape,
+created, asked and killed with plain Ray calls (`--baseline N`, a tenth of --trials by default). Ray's own core
+worker keeps memory per actor it created (measured here 6 to 89 KiB, depending on glibc's malloc arenas:
+MALLOC_ARENA_MAX=2 gives the low end); the sweep's growth beyond the bare run's is mleray's. The run after the
+sweep shows whether Ray's own cost per actor grows with the actors the driver has already made. Every run's
+driver CPU is also split by thread (from /proc/self/task): the main thread (mleray's loop and Ray's Python
+API), the other Python threads, and Ray's native threads (core worker event loop, gRPC polling, task events).
 
     python bench/driver_scale.py              # 2,000 trials
     python bench/driver_scale.py --trials 200
@@ -39,6 +42,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import List, Optional
 
 import ray
 
@@ -80,25 +84,51 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def thread_cpu_s() -> dict:
+    """The driver's CPU seconds so far by thread kind: its main thread, its other Python threads (named
+    `python` by the kernel), and Ray's native threads (named by Ray: worker.io, client.poll0, ...)."""
+    tick, main = os.sysconf("SC_CLK_TCK"), str(os.getpid())
+    out = {"main thread": 0.0, "other Python threads": 0.0, "Ray native threads": 0.0}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            name = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        kind = "main thread" if tid == main else "other Python threads" if name == "python" else "Ray native threads"
+        out[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def per_trial_ms(before: dict, after: dict, n: int) -> dict:
+    """CPU ms per trial of each thread kind between two thread_cpu_s() readings (a thread that ended between
+    them is missing from `after`: its share is then undercounted, never made up)."""
+    return {kind: round(1000 * max(after[kind] - before[kind], 0.0) / max(n, 1), 2) for kind in before}
+
+
 class Sampler(SweepCallback):
     """Driver RSS and CPU at every `every`-th recorded trial, and the peak RSS between."""
 
     def __init__(self, every: int = 100):
-        self.every, self.count, self.points, self.peak = every, 0, [], 0.0
+        self.every, self.count, self.points, self.peak, self.own_cpu_s = every, 0, [], 0.0, 0.0
         self._stop = threading.Event()
         self.t0 = time.monotonic()
         self.cpu0 = cpu_s()
         threading.Thread(target=self._watch, daemon=True).start()
 
     def _watch(self):
+        """Samples the peak RSS; its own CPU (`own_cpu_s`) is the bench's, subtracted from the driver's."""
+        start = time.thread_time()
         while not self._stop.wait(0.2):
             self.peak = max(self.peak, rss_mib())
+            self.own_cpu_s = time.thread_time() - start
 
     def on_trial_end(self, record: dict) -> None:
         self.count += 1
         if self.count % self.every == 0:
             self.points.append({"trials": self.count, "wall_s": round(time.monotonic() - self.t0, 2),
-                                "driver_cpu_s": round(cpu_s() - self.cpu0, 2), "rss_mib": round(rss_mib(), 1)})
+                                "driver_cpu_s": round(cpu_s() - self.cpu0 - self.own_cpu_s, 2),
+                                "rss_mib": round(rss_mib(), 1)})
 
     def stop(self):
         self._stop.set()
@@ -109,7 +139,7 @@ def bare_ray(jobs: list, at_once: int) -> dict:
     killed `at_once` at a time with plain Ray calls (no Scheduler, no SweepStore, no callbacks). What the
     driver's memory and CPU grow by here is Ray's own cost per actor (its core worker's state for each actor it
     created and talked to); what the sweep grows by beyond it is mleray's."""
-    rss0, cpu0, t0 = rss_mib(), cpu_s(), time.monotonic()
+    rss0, cpu0, threads0, t0 = rss_mib(), cpu_s(), thread_cpu_s(), time.monotonic()
     live: dict = {}
     pending = list(jobs)
     while pending or live:
@@ -124,6 +154,7 @@ def bare_ray(jobs: list, at_once: int) -> dict:
     n = max(len(jobs), 1)
     return {"actors": len(jobs), "wall_s": round(time.monotonic() - t0, 1),
             "driver_cpu_ms_per_actor": round(1000 * (cpu_s() - cpu0) / n, 2),
+            "cpu_ms_per_actor_by_thread": per_trial_ms(threads0, thread_cpu_s(), n),
             "rss_growth_kib_per_actor": round(1024 * (rss_mib() - rss0) / n, 2)}
 
 
@@ -133,7 +164,8 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--num-cpus", type=int, default=8, help="fake CPUs of the local Ray (trials at once)")
     parser.add_argument("--baseline", type=int, default=None, metavar="N",
-                        help="bare Ray actors first, in the same process (default: a fifth of --trials; 0: none)")
+                        help="bare Ray actors before and after the sweep, in the same process "
+                             "(default: a tenth of --trials; 0: none)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "driver_scale"))
     args, rest = parser.parse_known_args(argv)
     if not args.simulate and rest:
@@ -150,7 +182,7 @@ def main(argv=None) -> int:
     cfg = SweepConfig(name="driver-scale", tiers={"t": tier}, retries=1)
     trials = [TrialSpec(cfg.name, "instant", f"comp{i:05d}", "t", 0, tier) for i in range(args.trials)]
     time.sleep(2)  # let the node's prestarted workers settle
-    n_bare = args.trials // 5 if args.baseline is None else args.baseline
+    n_bare = args.trials // 10 if args.baseline is None else args.baseline
     bare_specs = [TrialSpec(cfg.name, "bare", f"comp{i:05d}", "t", 0, tier) for i in range(n_bare)]
     warm = [TrialSpec(cfg.name, "warm", f"comp{i:05d}", "t", 0, tier) for i in range(20)]
     bare_ray([TrialJob.of(cfg, t, "/nonexistent", "bwrap", 0) for t in warm], args.num_cpus)  # warm-up
@@ -161,10 +193,12 @@ def main(argv=None) -> int:
         store = SweepStore(Path(tmp))
         sampler = Sampler(every=max(args.trials // 20, 1))
         scheduler = Scheduler(cfg, store, "bwrap", [sampler], actor_cls=InstantTrial, report_to_ray=False)
-        t0, c0 = time.monotonic(), cpu_s()
+        t0, c0, threads0 = time.monotonic(), cpu_s(), thread_cpu_s()
         assert scheduler.run(trials)
-        wall, cpu = time.monotonic() - t0, cpu_s() - c0
         sampler.stop()
+        wall, cpu, threads1 = time.monotonic() - t0, cpu_s() - c0 - sampler.own_cpu_s, thread_cpu_s()
+        threads1["other Python threads"] -= sampler.own_cpu_s  # the bench's sampler thread, not the driver's
+        by_thread = per_trial_ms(threads0, threads1, args.trials)
         records = len(store.records)
         jsonl_bytes = store.path.stat().st_size
         # resume cost: reopening the store and skipping every finished trial
@@ -173,6 +207,8 @@ def main(argv=None) -> int:
         todo = [t for t in trials if t.trial_id not in reopened.done]
         resume_s = time.monotonic() - t1
     rss_after = rss_mib()
+    bare_after = bare_ray([TrialJob.of(cfg, t, "/nonexistent", "bwrap", 0) for t in bare_specs], args.num_cpus) \
+        if n_bare else None
     ray.shutdown()
     assert records == args.trials and not todo
 
@@ -184,14 +220,17 @@ def main(argv=None) -> int:
         "trials": args.trials, "trials_at_once": args.num_cpus, "ray_init_s": round(init_s, 1),
         "wall_s": round(wall, 1), "trials_per_s": round(args.trials / wall, 2),
         "wall_ms_per_trial": round(1000 * wall / args.trials, 1),
-        "driver_cpu_s": round(cpu, 1), "driver_cpu_ms_per_trial": round(1000 * cpu / args.trials, 2),
+        "driver_cpu_s": round(cpu, 1), "sampler_cpu_s_subtracted": round(sampler.own_cpu_s, 2),
+        "driver_cpu_ms_per_trial": round(1000 * cpu / args.trials, 2),
+        "cpu_ms_per_trial_by_thread": by_thread,
         "driver_rss_mib": {"before": round(rss_before, 1), "peak": round(max(sampler.peak, rss_after), 1),
                            "after": round(rss_after, 1)},
         "rss_growth_kib_per_trial": round(1024 * (sampler.points[-1]["rss_mib"] - sampler.points[0]["rss_mib"])
                                           / max(sampler.points[-1]["trials"] - sampler.points[0]["trials"], 1), 2)
         if len(sampler.points) > 1 else None,
+        "rss_growth_kib_per_trial_second_half": second_half_kib(sampler.points),
         "trials_jsonl_bytes": jsonl_bytes, "resume_scan_s": round(resume_s, 3),
-        "bare_ray": bare, "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
+        "bare_ray": bare, "bare_ray_after": bare_after, "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
         "samples": sampler.points,
     }
     out = Path(args.out)
@@ -200,6 +239,32 @@ def main(argv=None) -> int:
     out.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))
     return 0
+
+
+def second_half_kib(points: List[dict]) -> Optional[float]:
+    """RSS growth per trial between the sample nearest the half-way mark and the last: the steady state,
+    past the fill of the first trials in flight and of glibc's arenas."""
+    if len(points) < 3:
+        return None
+    last = points[-1]
+    mid = min(points[:-1], key=lambda p: abs(p["trials"] - last["trials"] / 2))
+    return round(1024 * (last["rss_mib"] - mid["rss_mib"]) / max(last["trials"] - mid["trials"], 1), 2)
+
+
+def thread_table(r: dict) -> List[str]:
+    """Driver CPU ms per trial (or per bare actor) by thread kind, for each run that has the split."""
+    runs = [("bare Ray before", (r.get("bare_ray") or {}).get("cpu_ms_per_actor_by_thread")),
+            ("mleray sweep", r.get("cpu_ms_per_trial_by_thread")),
+            ("bare Ray after", (r.get("bare_ray_after") or {}).get("cpu_ms_per_actor_by_thread"))]
+    runs = [(name, split) for name, split in runs if split]
+    if not runs:
+        return []
+    kinds = list(runs[0][1])
+    return ["Driver CPU ms per trial (per actor for bare Ray), by thread:", "",
+            "| thread | " + " | ".join(name for name, _ in runs) + " |",
+            "|---|" + "---:|" * len(runs),
+            *[f"| {kind} | " + " | ".join(str(split.get(kind, "")) for _, split in runs) + " |" for kind in kinds],
+            ""]
 
 
 def mleray_kib(r: dict) -> float:
@@ -214,27 +279,35 @@ def markdown(r: dict) -> str:
     lines = [
         f"# Driver scale: {r['trials']:,} trials through one driver",
         "",
-        f"Measured {r['date']} on {r['machine']['cpus']} cores (shared with other work), Ray {r['machine']['ray']}, "
+        f"Measured {r['date']} on {r['machine']['cpus']} cores, Ray {r['machine']['ray']}, "
         f"Python {r['machine']['python']}. One run: `{r['command'].strip()}`.",
-        f"A local Ray with {r['trials_at_once']} fake CPUs (trials of 1 CPU: {r['trials_at_once']} at once); each trial "
-        "is a real Ray actor returning a full TrialResult at once, through mleray's Scheduler and SweepStore.",
+        f"A local Ray with {r['trials_at_once']} fake CPUs (trials of 1 CPU: {r['trials_at_once']} at once); "
+        "each trial is a real Ray actor returning a full TrialResult at once, through mleray's Scheduler and "
+        "SweepStore.",
         "",
         "| measure | value |",
         "|---|---:|",
         f"| wall time | {r['wall_s']} s ({r['trials_per_s']} trials/s, {r['wall_ms_per_trial']} ms per trial) |",
-        f"| driver CPU time | {r['driver_cpu_s']} s (**{r['driver_cpu_ms_per_trial']} ms per trial**) |",
+        f"| driver CPU time | {r['driver_cpu_s']} s (**{r['driver_cpu_ms_per_trial']} ms per trial**; the bench's "
+        f"RSS sampler thread's {r.get('sampler_cpu_s_subtracted', 0)} s subtracted) |",
         f"| driver RSS before / peak / after | {r['driver_rss_mib']['before']} / **{r['driver_rss_mib']['peak']}** / "
         f"{r['driver_rss_mib']['after']} MiB |",
-        f"| RSS growth | {r['rss_growth_kib_per_trial']} KiB per recorded trial |",
-        *([f"| bare Ray, same process ({r['bare_ray']['actors']:,} actors, no mleray) | "
+        f"| RSS growth | {r['rss_growth_kib_per_trial']} KiB per recorded trial "
+        f"(second half of the sweep: **{r.get('rss_growth_kib_per_trial_second_half')} KiB**) |",
+        *([f"| bare Ray, same process, before the sweep ({r['bare_ray']['actors']:,} actors, no mleray) | "
            f"{r['bare_ray']['rss_growth_kib_per_actor']} KiB and {r['bare_ray']['driver_cpu_ms_per_actor']} ms "
            "driver CPU per actor |",
            f"| **mleray's own, beyond bare Ray** | **{mleray_kib(r)} KiB** and **{mleray_ms(r)} ms** per trial |"]
           if r.get("bare_ray") else []),
+        *([f"| bare Ray again, after the sweep ({r['bare_ray_after']['actors']:,} actors) | "
+           f"{r['bare_ray_after']['rss_growth_kib_per_actor']} KiB and "
+           f"{r['bare_ray_after']['driver_cpu_ms_per_actor']} ms driver CPU per actor |"]
+          if r.get("bare_ray_after") else []),
         f"| MALLOC_ARENA_MAX | {r.get('malloc_arena_max') or 'unset (glibc default)'} |",
         f"| trials.jsonl | {r['trials_jsonl_bytes']:,} bytes |",
         f"| resume scan (reopen store, skip all) | {r['resume_scan_s']} s |",
         "",
+        *thread_table(r),
         "| trials recorded | wall (s) | driver CPU (s) | driver RSS (MiB) |",
         "|---:|---:|---:|---:|",
     ]
