@@ -23,7 +23,6 @@ preparer removes.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import importlib.util
@@ -40,7 +39,7 @@ from mleray.competitions.registry import (
     _mlebench_module,
     missing_requirements,
 )
-from mleray.paths import cache_dir
+from mleray.paths import cache_dir, node_lock
 
 DONE = ".prepared-v2"  # marker written last inside the cache entry (v2: the answers live under .answers/)
 ANSWERS = ".answers"  # <cache>/.answers/: root-only, one folder per entry, named by a keyed hash
@@ -173,8 +172,7 @@ def prepare(comp: Competition, cache_root: Optional[Path] = None) -> PreparedCom
     problems = missing_requirements(comp)
     if problems:
         raise CompetitionError("; ".join(problems))
-    with open(entry.parent / f"{entry.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with node_lock(entry.parent / f"{entry.name}.lock"):
         if _ready(entry, answers):  # another process finished while we waited
             return _prepared(comp, entry, answers)
         # An unfinished entry (a crash between the renames and the marker) or one of the old layout

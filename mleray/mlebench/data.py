@@ -31,7 +31,6 @@ refused), the answers only when the caller grades (`answers=True`; a warm-up sta
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import functools
 import hashlib
 import importlib
@@ -392,7 +391,7 @@ def stage(comp, cache_root: Optional[Path] = None, answers: bool = True):
     file fails its checksum (nothing of it is kept). Concurrent callers serialise on a file lock.
     """
     from mleray.competitions import CompetitionError, cache
-    from mleray.paths import cache_dir
+    from mleray.paths import cache_dir, node_lock
 
     root = Path(cache_root) if cache_root is not None else cache_dir()
     source = _source(comp)
@@ -400,8 +399,7 @@ def stage(comp, cache_root: Optional[Path] = None, answers: bool = True):
     entry.parent.mkdir(parents=True, exist_ok=True)
     answers_dir, private = _places(comp, entry)
     built = False
-    with open(entry.parent / f"{entry.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with node_lock(entry.parent / f"{entry.name}.lock"):
         stale_tmps = [*entry.parent.glob(f".{entry.name}.tmp-*"),
                       *answers_dir.parent.glob(f".{answers_dir.name}.tmp-*")]
         for stale in stale_tmps:

@@ -18,8 +18,6 @@ namespace), read its ready byte, release bwrap.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import ipaddress
 import os
 import select
@@ -28,8 +26,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Iterator, List, Optional
+from typing import IO, ContextManager, List, Optional
 
+from mleray.paths import node_lock
 from mleray.sandbox.bwrap.cgroup import Layout
 from mleray.sandbox.bwrap.launch import launch_env
 from mleray.sandbox.egress import BLOCKED_CIDRS
@@ -102,15 +101,9 @@ def _present(rule: List[str]) -> bool:
     return subprocess.run(["iptables", "-w", "-C", *rule], capture_output=True).returncode == 0
 
 
-@contextlib.contextmanager
-def _firewall_lock() -> Iterator[None]:
+def _firewall_lock() -> ContextManager[None]:
     """One process at a time edits the rules (two trials starting together)."""
-    with open(Path(tempfile.gettempdir()) / "mleray-net.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return node_lock(Path(tempfile.gettempdir()) / "mleray-net.lock")
 
 
 def install_firewall() -> None:
