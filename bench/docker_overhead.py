@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from helpers import ROOT  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 from mleray.config import AgentConfig, SweepConfig, TierConfig  # noqa: E402
@@ -112,7 +113,8 @@ def main(argv=None) -> int:
             took, part = trial(sweep_dir, cfg, spec)
             trials.append(took)
             parts.append(part)
-            print(f"rep {i}: docker run {cli[-1]:.3f} s, sdk run {sdk[-1]:.3f} s, trial {took:.3f} s {part}", flush=True)
+            print(f"rep {i}: docker run {cli[-1]:.3f} s, sdk run {sdk[-1]:.3f} s, trial {took:.3f} s {part}",
+                  flush=True)
 
     med = {k: statistics.median(v) for k, v in {"bare_cli_s": cli, "bare_sdk_s": sdk, "trial_s": trials}.items()}
     part_med = {k: round(statistics.median(p[k] for p in parts), 3) for k in parts[0]}
@@ -135,6 +137,7 @@ def main(argv=None) -> int:
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
     ok = "meets" if result["ratio_trial_over_docker_run"] <= result["target"] else "misses"
+    parts = " / ".join(f"{part_med[k]:.3f}" for k in ("staging_s", "agent_s", "grading_s"))
     md = f"""# Docker overhead: a no-op trial end to end ÷ a bare `docker run`
 
 Measured {result['measured_at']} on {m['cpus']} CPUs, {m['memory_gib']} GiB, {m['os']}, kernel {m['kernel']},
@@ -147,7 +150,7 @@ Image `{args.image}`, competition `{args.competition}`, {args.reps} repetitions 
 | `docker run --rm --network none IMAGE true` (CLI) | {med['bare_cli_s']:.3f} |
 | the same through the docker SDK | {med['bare_sdk_s']:.3f} |
 | `run_trial` of a no-op agent (`true`), sandbox docker | {med['trial_s']:.3f} |
-| — of which staging / agent / grading | {part_med['staging_s']:.3f} / {part_med['agent_s']:.3f} / {part_med['grading_s']:.3f} |
+| — of which staging / agent / grading | {parts} |
 
 **trial ÷ docker run = {result['ratio_trial_over_docker_run']:.2f}** (target ≤ {result['target']}: {ok} it);
 trial ÷ SDK run = {result['ratio_trial_over_sdk_run']:.2f}.

@@ -304,7 +304,8 @@ def simulate_main(argv, out: Path) -> int:
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--out", default=str(out))
     args, _ = parser.parse_known_args(argv)
-    report: dict = {"bench": "driver_scale --simulate", "ray": "SimRay (simulated: no Ray calls; see bench/driver_sim.py)",
+    report: dict = {"bench": "driver_scale --simulate",
+                    "ray": "SimRay (simulated: no Ray calls; see bench/driver_sim.py)",
                     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "command": "python bench/driver_scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -332,7 +333,8 @@ def markdown(r: dict) -> str:
              "mleray's real Scheduler, SweepStore (a local trials.jsonl) and live view; Ray swapped out of the "
              "scheduler for SimRay, an in-process stand-in (bench/driver_sim.py): no Ray call costs anything, so "
              "these figures are what the driver itself adds. The stand-in's timer thread's CPU is subtracted.", "",
-             "| trials | slots | trial (s) | wall (s) | driver CPU per trial | RSS start / end | RSS growth per finished trial |",
+             "| trials | slots | trial (s) | wall (s) | driver CPU per trial | RSS start / end "
+             "| RSS growth per finished trial |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for t in r["throughput"]:
         lines.append(f"| {t['trials']:,} | {t['slots']:,} | {t['trial_s']} | {t['wall_s']} | "

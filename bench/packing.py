@@ -255,7 +255,8 @@ def simulate_mleray(trials, nodes: dict) -> float:
         for tier, count in plan.items():
             waiting += [queues[tier].popleft() for _ in range(count)]
         for t in list(waiting):
-            gpu_waiting = any(w.resources.gpus for w in waiting) or any(q and q[0].resources.gpus for q in queues.values())
+            gpu_waiting = (any(w.resources.gpus for w in waiting)
+                           or any(q and q[0].resources.gpus for q in queues.values()))
             avoid = gpu_nodes_to_avoid(t.resources, node_list, gpu_waiting)
             for name in [n for n in free if n not in avoid]:
                 cpu, gpu = free[name]
@@ -360,7 +361,8 @@ def model_table(counts: dict, seconds: float, jitter: float, seeds: list) -> dic
                          "split_oracle": split["oracle"]["makespan_s"] / bound,
                          "planned_slots": split["planned"]["slots"], "oracle_slots": split["oracle"]["slots"],
                          "splits_searched": split["splits_searched"]})
-        mean = {k: sum(r[k] for r in rows) / len(rows) for k in ("mleray", "fixed_pool", "split_planned", "split_oracle")}
+        mean = {k: sum(r[k] for r in rows) / len(rows)
+                for k in ("mleray", "fixed_pool", "split_planned", "split_oracle")}
         out[model] = {"description": MODELS[model], "expected_share": round(expected, 3), "seeds": rows,
                       "mean": mean,
                       "lead_over_split_planned": mean["split_planned"] / mean["mleray"],
@@ -507,7 +509,8 @@ def markdown(report: dict) -> str:
         f"Lower bound {b['lower_bound_s']:.1f} s = max(longest trial {b['longest_trial_s']:.1f} s, "
         f"CPU-s ÷ CPUs {b['cpu_work_over_capacity_s']:.1f} s, GPU-s ÷ GPUs {b['gpu_work_over_capacity_s']:.1f} s).",
         "",
-        "| scheduler | makespan (s) | ÷ lower bound | same policy, zero overheads (simulated) | peak trials at once | mean trials at once |",
+        "| scheduler | makespan (s) | ÷ lower bound | same policy, zero overheads (simulated) "
+        "| peak trials at once | mean trials at once |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for label in (MLERAY, POOL):
@@ -526,7 +529,8 @@ def markdown(report: dict) -> str:
         if real:
             lines += ["", f"This run simulated only (`--runs none`). The last run on the Ray cluster "
                       f"({real['date']}, `{real['command'].strip()}`, {real['trials']} trials) measured "
-                      + " and ".join(f"{real[label]['ratio']:.3f} ({label})" for label in (MLERAY, POOL) if label in real)
+                      + " and ".join(f"{real[label]['ratio']:.3f} ({label})"
+                                     for label in (MLERAY, POOL) if label in real)
                       + " × the bound, actor start-up and the driver's latency included."]
     else:
         lines += ["", "The makespan is the driver's wall time from the first launch to the last record, so it includes",
@@ -540,7 +544,9 @@ def markdown(report: dict) -> str:
     if models:
         seeds = len(next(iter(models.values()))["seeds"])
         first = next(iter(models.values()))["seeds"][0]
-        lines += ["", "## Against the realistic baseline: one MLE-bench-style pool per tier on a static split (simulated)", "",
+        lines += ["",
+                  "## Against the realistic baseline: one MLE-bench-style pool per tier on a static split (simulated)",
+                  "",
                   "A user without mleray who knows the tiers runs one pool per tier (MLE-bench's runner: N workers, "
                   "each taking that tier's next trial), each slot cut out of a node for the whole run. Every maximal "
                   f"way of cutting each node into slots of the three shapes was searched ({first['splits_searched']} "
@@ -549,7 +555,8 @@ def markdown(report: dict) -> str:
                   "least makespan on the actual durations (no user can pick it; an upper bound on the baseline). "
                   f"Zero overheads for every policy; mean over {seeds} seeds of the same mix "
                   f"({t['count']} trials of {t['time_limit_s']:g} s limits).", "",
-                  "| durations | mleray | static split, planned | static split, hindsight | fixed pool | planned split ÷ mleray - 1 | hindsight ÷ mleray - 1 |",
+                  "| durations | mleray | static split, planned | static split, hindsight | fixed pool "
+                  "| planned split ÷ mleray - 1 | hindsight ÷ mleray - 1 |",
                   "|---|---:|---:|---:|---:|---:|---:|"]
         for name, m in models.items():
             mean = m["mean"]
@@ -559,8 +566,8 @@ def markdown(report: dict) -> str:
                          f"{(m['lead_over_split_oracle'] - 1) * 100:.1f} % |")
         leads = {name: (m["lead_over_split_planned"] - 1) * 100 for name, m in models.items()}
         same = all(r["planned_slots"] == r["oracle_slots"] for m in models.values() for r in m["seeds"])
-        lines += ["", "mleray's real lead is over the static split, not over the fixed pool (whose 2.3-2.4 x is a straw "
-                  "man: its 2 CPU + 1 GPU slots leave the CPU-only node idle): the planned split takes "
+        lines += ["", "mleray's real lead is over the static split, not over the fixed pool (whose 2.3-2.4 x is a "
+                  "straw man: its 2 CPU + 1 GPU slots leave the CPU-only node idle): the planned split takes "
                   + ", ".join(f"{lead:.1f} % ({name})" for name, lead in leads.items())
                   + " longer than mleray under this simulator. It comes from the end of the sweep: a static split "
                   "strands what a tier's pool holds once that tier's queue runs dry, while mleray hands those "

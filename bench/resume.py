@@ -125,11 +125,11 @@ class CountingMoto:
     """moto's S3 server in a thread with a WSGI wrapper counting requests by HTTP method."""
 
     def __init__(self):
+        import logging
+
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
         from werkzeug.serving import make_server
-
-        import logging
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
         self.counts: dict = {}
@@ -218,7 +218,7 @@ def main(argv=None) -> int:
 
 
 def markdown(r: dict) -> str:
-    lines = [f"# Resume: reopening a sweep of N recorded trials and skipping them all", "",
+    lines = ["# Resume: reopening a sweep of N recorded trials and skipping them all", "",
              f"Measured {r['date']} on {r['machine']['cpus']} cores (shared with other work), Python "
              f"{r['machine']['python']}. One run: `{r['command'].strip()}`.",
              "Open the store (repair, compact, parse trials.jsonl, look for result.json files without a record) and "
@@ -226,11 +226,13 @@ def markdown(r: dict) -> str:
              "| records | trials.jsonl | resume (s) | without its line index (s) | after the index is rebuilt (s) |",
              "|---:|---:|---:|---:|---:|"]
     lines += [f"| {row['records']:,} | {row['trials_jsonl_mib']} MiB | **{row['resume_s']}** | "
-              f"{row['resume_without_index_s']} | {row['resume_after_rebuild_s']} |" for row in r["path"] if "resume_s" in row]
+              f"{row['resume_without_index_s']} | {row['resume_after_rebuild_s']} |"
+              for row in r["path"] if "resume_s" in row]
     base = next((row for row in r["path"] if "old_scan_s" in row), None)
     if base:
-        lines += ["", f"The membership scan alone at {base['records']:,} trials, same process: the old rule (the set of "
-                  f"final trials rebuilt per trial) {base['old_scan_s']} s, the set built once {base['new_scan_s']} s "
+        lines += ["", f"The membership scan alone at {base['records']:,} trials, same process: the old rule (the "
+                  f"set of final trials rebuilt per trial) {base['old_scan_s']} s, the set built once "
+                  f"{base['new_scan_s']} s "
                   f"({base['old_scan_s'] / max(base['new_scan_s'], 1e-9):,.0f} x; the old rule grows with N squared)."]
     lines += ["", "Records are appended through the store as a sweep appends them (several per write), which keeps "
               "trials.jsonl.idx beside the file: per line its end offset, the CRC-32 of the file up to there, the "
