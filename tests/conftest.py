@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import MLEBENCH_DATA, require
 
-from mleray.sandbox.images import BASE_TAG, build_base
 from mleray.sandbox.docker.engine import image_exists
+from mleray.sandbox.images import BASE_TAG, build_base
 
 FOLDER_MARKERS = {"unit": ("unit",), "integration": ("integration",), "docker": ("integration", "docker")}
 

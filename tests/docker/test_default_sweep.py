@@ -22,7 +22,7 @@ def test_default_sweep_end_to_end(tmp_path):
     first = run_sweep(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "| baseline | cpu |" in first.stdout and "| dummy | cpu |" in first.stdout  # the medal table
-    records = [json.loads(l) for l in (tmp_path / "default" / "trials.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "default" / "trials.jsonl").read_text().splitlines()]
     assert len(records) == total and len({r["trial_id"] for r in records}) == total
     assert all(r["status"] == "graded" for r in records), [r["reason"] for r in records]
     base = [r for r in records if r["agent"] == "baseline"]
@@ -31,7 +31,8 @@ def test_default_sweep_end_to_end(tmp_path):
     for r in base:
         assert r["valid_submission"], r["reason"]
         floor = dummy[(r["competition_id"], r["seed"])]["score"]
-        assert (r["score"] < floor) if r["is_lower_better"] else (r["score"] > floor), (r["competition_id"], r["score"], floor)
+        assert (r["score"] < floor) if r["is_lower_better"] else (r["score"] > floor), (
+            r["competition_id"], r["score"], floor)
     medals = [(r["competition_id"], r["seed"]) for r in base if r["any_medal"]]
     # at least one, and not every one: the fields leave headroom. (Fewer than half, the issue's bar, held in every
     # run measured, 1 or 2 of 6; but house-prices' seed 1 sits 0.0002 inside bronze on a quiet machine and titanic's

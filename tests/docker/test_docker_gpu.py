@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import ray
-
 from helpers import make_spec
 
 from mleray.sandbox.docker import container_kwargs

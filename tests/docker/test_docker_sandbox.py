@@ -9,12 +9,11 @@ import threading
 import time
 
 import pytest
+from helpers import make_spec
 
 from mleray.sandbox.base import LINE_CAP_BYTES, SandboxError
 from mleray.sandbox.docker import DockerSandbox, container_kwargs, engine
 from mleray.sandbox.validation import GRADER_ERROR, ValidationServer, socket_path_for
-from helpers import make_spec
-
 
 
 def run(spec, timeout=60.0, grace=10.0):
@@ -63,8 +62,9 @@ def test_running_container_is_hardened(docker_client, base_image, trial_dirs):
             assert mounts[dest]["RW"] is rw, dest
         assert str(trial_dirs["private"]) not in {m["Source"] for m in attrs["Mounts"]}
         # and from inside: uid, capabilities, network interfaces
-        out = box.container.exec_run(["sh", "-c", "id -u; id -g; grep CapEff /proc/1/status | cut -f2; ls /sys/class/net"],
-                                     user="1000:1000").output.decode().split()
+        out = box.container.exec_run(
+            ["sh", "-c", "id -u; id -g; grep CapEff /proc/1/status | cut -f2; ls /sys/class/net"],
+            user="1000:1000").output.decode().split()
         assert out == ["1000", "1000", "0000000000000000", "lo"], out
     finally:
         box.kill()
@@ -76,7 +76,8 @@ def test_running_container_is_hardened(docker_client, base_image, trial_dirs):
 def test_agent_writes_submission_but_cannot_see_answers(base_image, trial_dirs):
     token = trial_dirs["token"]
     script = (
-        "cat /home/data/description.md >/dev/null && cp /home/data/sample_submission.csv /home/submission/submission.csv"
+        "cat /home/data/description.md >/dev/null"
+        " && cp /home/data/sample_submission.csv /home/submission/submission.csv"
         " && echo code > /home/code/x.py && echo log > /home/logs/x.log && echo wrote;"
         f" grep -rlsD skip {token} /home /tmp /opt /mnt /srv /root /var /run /etc || echo no-answers;"
         " find / -name 'answers*' -not -path '/proc/*' 2>/dev/null | head -5;"
@@ -94,7 +95,8 @@ def test_agent_writes_submission_but_cannot_see_answers(base_image, trial_dirs):
 def test_description_override(base_image, trial_dirs, tmp_path):
     other = tmp_path / "description_obfuscated.md"
     other.write_text("# Obfuscated\n")
-    lines, info, _ = run(make_spec(trial_dirs, ["sh", "-c", "cat /home/data/description.md; ls /home/data"], description=other))
+    lines, info, _ = run(make_spec(trial_dirs, ["sh", "-c", "cat /home/data/description.md; ls /home/data"],
+                                   description=other))
     assert info.exit_code == 0 and lines[0] == "# Obfuscated" and "train.csv" in lines
     assert (trial_dirs["public"] / "description.md").read_text() == "# A competition\n"
 
@@ -194,7 +196,8 @@ def test_fork_bomb_is_held_by_the_pids_limit(base_image, trial_dirs):
     forks = int(lines[0].split()[3])
     assert 30 <= forks < 50, lines
     # a bomb without end is stopped at the time limit, and the host is fine
-    endless = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)\n"
+    endless = ("import os, time\nwhile True:\n    try:\n        os.fork()\n"
+               "    except OSError:\n        time.sleep(0.01)\n")
     bomb = make_spec(trial_dirs, ["python3", "-c", endless], pids=50)
     lines, info, took = run(bomb, timeout=4, grace=1)
     assert info.timed_out and took < 20, (info, took)
@@ -220,7 +223,8 @@ def test_time_limit_holds(base_image, trial_dirs):
 
 
 def test_every_log_line_arrives_in_order(base_image, trial_dirs):
-    code = "import sys\nw = sys.stdout.write\nfor i in range(20000):\n    w('line %d\\n' % i)\nw('last line without newline')\n"
+    code = ("import sys\nw = sys.stdout.write\nfor i in range(20000):\n    w('line %d\\n' % i)\n"
+            "w('last line without newline')\n")
     lines, info, _ = run(make_spec(trial_dirs, ["python3", "-c", code]), timeout=120)
     assert info.exit_code == 0
     assert lines == [f"line {i}" for i in range(20000)] + ["last line without newline"]
@@ -295,7 +299,8 @@ def test_validation_from_inside(base_image, nocurl_image, trial_dirs, image):
         " /home/validate_submission.sh /tmp/bad.csv; echo;"
         " python3 -c \"import urllib.request as u; print(u.urlopen(u.Request('http://localhost:5000/validate',"
         " data=open('/tmp/bad.csv','rb').read(), method='POST')).read().decode())\";"
-        " command -v curl >/dev/null && curl -s -X POST -F file=@/home/submission/submission.csv http://localhost:5000/validate; echo"
+        " command -v curl >/dev/null && curl -s -X POST -F file=@/home/submission/submission.csv"
+        " http://localhost:5000/validate; echo"
     )
     with ValidationServer(_validator, sock) as server:
         lines, info, _ = run(make_spec(trial_dirs, ["sh", "-c", script], image=tag, validate_socket=sock))
@@ -312,7 +317,8 @@ def test_validation_from_inside(base_image, nocurl_image, trial_dirs, image):
 
 
 def test_reap_removes_labelled_containers(docker_client, base_image, trial_dirs):
-    boxes = [DockerSandbox(make_spec(trial_dirs, ["sleep", "60"], sweep=sweep)) for sweep in ("reap-a", "reap-a", "reap-b")]
+    boxes = [DockerSandbox(make_spec(trial_dirs, ["sleep", "60"], sweep=sweep))
+             for sweep in ("reap-a", "reap-a", "reap-b")]
     for box in boxes:
         box.start()
     try:
@@ -344,5 +350,6 @@ def test_environment_states_the_share(trial_dirs):
     assert env["MLERAY_CPUS"] == "1.5" and env["MLERAY_MEMORY_GB"] == "3"
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "2"
     assert env["COMPETITION_ID"] == "toy"
-    env = container_kwargs(make_spec(trial_dirs, ["true"], env={"COMPETITION_ID": "toy", "OMP_NUM_THREADS": "1"}))["environment"]
+    env = container_kwargs(make_spec(trial_dirs, ["true"],
+                                     env={"COMPETITION_ID": "toy", "OMP_NUM_THREADS": "1"}))["environment"]
     assert env["OMP_NUM_THREADS"] == "1"  # the agent's own env wins

@@ -1,7 +1,7 @@
 """The hostile-agent catalogue (tests/hostile_agents.py) against Docker, through the real runner: each
 attack is a trial of its own agent (image mleray-base:local) on titanic, and its record says what
-happened. What a machine cannot enforce is a skip naming it, from the record's own `isolation` map. The container-level limits
-alone (hardening, reaping, the inner time limit) are in test_docker_sandbox.py and test_docker_lifetime.py."""
+happened. What a machine cannot enforce is a skip naming it, from the record's own `isolation` map. The container-level
+limits alone (hardening, reaping, the inner time limit) are in test_docker_sandbox.py and test_docker_lifetime.py."""
 
 from __future__ import annotations
 

@@ -11,13 +11,10 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers import ROOT, require
 
-from helpers import require
-
-from helpers import ROOT  # noqa: E402
 pytestmark = pytest.mark.slow
 
 

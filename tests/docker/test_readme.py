@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import List
 
 import pytest
+from helpers import ROOT
 
 from mleray import competitions, paths
 from mleray.config import load_agent, load_sweep
 
-from helpers import ROOT  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
@@ -47,7 +47,8 @@ def alternatives(argv: List[str]) -> List[List[str]]:
                 group = None
         else:
             plain.append(arg)
-    runs = [plain] + [plain + opt for opt in options] + ([plain + [o for opt in options for o in opt]] if len(options) > 1 else [])
+    runs = [plain] + [plain + opt for opt in options] + (
+        [plain + [o for opt in options for o in opt]] if len(options) > 1 else [])
     out = []
     for run in runs:
         bar = next((i for i, a in enumerate(run) if "|" in a), None)
@@ -76,7 +77,8 @@ def check_sweep_config(args: List[str]) -> None:
 
 def run(argv: List[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{shlex.join(argv)} exited {result.returncode}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (f"{shlex.join(argv)} exited {result.returncode}:\n{result.stdout[-2000:]}\n"
+                                    f"{result.stderr[-3000:]}")
     return result
 
 
@@ -142,7 +144,8 @@ def test_every_readme_command_works(tmp_path, docker_client):
             if "images" in variant and "--offline" not in variant:
                 continue  # no registry on these machines: the --offline form is the one that can run
             if "setup" in variant:
-                variant = variant + ["--dry-run"]  # .ci/setup installed them; tests/docker/test_install.py runs it for real
+                # .ci/setup installed them; tests/docker/test_install.py runs it for real
+                variant = variant + ["--dry-run"]
             if "logs" in variant:
                 variant = variant + ["--storage", str(storage)]
             run(python_m(variant), cwd=tmp_path, timeout=1200)
@@ -151,7 +154,8 @@ def test_every_readme_command_works(tmp_path, docker_client):
 
 def test_cluster_examples_are_checked(tmp_path):
     """The cluster examples' configs load (no cluster needed), so a renamed key or agent fails here."""
-    cluster = [shlex.split(line) for line in readme_commands() if "--address auto" in line or "ray.address=auto" in line]
+    cluster = [shlex.split(line) for line in readme_commands()
+               if "--address auto" in line or "ray.address=auto" in line]
     assert cluster, "the README shows no cluster sweep"
     for argv in cluster:
         check_sweep_config(argv[argv.index("--") + 4:] if "--" in argv else argv[3:])

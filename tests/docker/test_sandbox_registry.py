@@ -4,13 +4,13 @@ real errors before start(), and the one Docker client factory."""
 from __future__ import annotations
 
 import pytest
+from helpers import make_spec
 
 from mleray import sandbox
 from mleray.sandbox import registry, select
 from mleray.sandbox.base import NotStarted, Sandbox, SandboxError
 from mleray.sandbox.bwrap import BwrapSandbox
 from mleray.sandbox.docker import DockerSandbox, engine
-from helpers import make_spec
 
 
 def test_backends_by_name_most_preferred_first():

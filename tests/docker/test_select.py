@@ -7,7 +7,6 @@ import pytest
 from mleray.config import AgentConfig, SandboxKind
 from mleray.sandbox.base import SandboxError
 from mleray.sandbox.select import choose
-from helpers import make_spec
 
 
 def agent(name, image):

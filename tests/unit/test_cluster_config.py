@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT
 
 from mleray.config import load_sweep
-
-from helpers import ROOT  # noqa: E402
 
 
 def _cluster() -> dict:
@@ -126,7 +125,8 @@ def test_node_setup_is_the_project_setup_script():
     apt = re.search(r'apt_packages="([^"]+)"', setup)
     assert apt is not None
     assert {"bubblewrap", "slirp4netns", "iptables", "debootstrap"} <= set(apt.group(1).split())
-    assert 'command -v docker >/dev/null 2>&1 || apt_packages="docker.io $apt_packages"' in setup  # the AMI's engine stays
+    # the AMI's engine stays
+    assert 'command -v docker >/dev/null 2>&1 || apt_packages="docker.io $apt_packages"' in setup
     assert "competitions/APT_PACKAGES.txt" in setup
     assert re.search(r"pip install .*-c requirements.lock -e \"\.[^\"]*\" -r competitions/PIP_PACKAGES.txt", setup)
     assert "--no-deps -r competitions/PIP_NO_DEPS.txt" in setup

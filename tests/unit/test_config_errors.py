@@ -6,13 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from mleray.config import AgentConfig, ConfigError, SweepConfig, load_agent, load_sweep
 
-from helpers import ROOT  # noqa: E402
 TIER_KEYS = "cpus, memory_gb, gpus, time_limit, pids, shm_gb, disk_gb"
 
 
@@ -40,7 +39,8 @@ def test_override_errors(override, expected):
 @pytest.mark.parametrize("text, expected", [
     ("tiers:\n  cpu:\n    tim_limit: 5\n",
      f"unknown config key 'tiers.cpu.tim_limit' in {{path}} (allowed: {TIER_KEYS})"),
-    ("ray:\n  adress: auto\n", "unknown config key 'ray.adress' in {path} (allowed: address, num_cpus, num_gpus, dashboard)"),
+    ("ray:\n  adress: auto\n",
+     "unknown config key 'ray.adress' in {path} (allowed: address, num_cpus, num_gpus, dashboard)"),
     ("competitions: titanic\n", "bad value for 'competitions' in {path}: 'titanic' is not a list "
                                 "(write competitions: [titanic])"),
     ("name: x\nseeds: 2\na: b: c\n",

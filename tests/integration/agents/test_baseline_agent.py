@@ -8,13 +8,10 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ROOT
+from helpers import ROOT, require
 
 import mleray.competitions as competitions
 from mleray.grading.metrics import is_lower_better, score
-from pathlib import Path
-
-from helpers import require
 
 AGENT = ROOT / "mleray" / "agents" / "baseline" / "agent.py"
 

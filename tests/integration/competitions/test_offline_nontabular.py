@@ -24,7 +24,7 @@ from mleray import competitions
 from mleray.grading.grade import grade_submission
 from mleray.grading.rank import Leaderboard
 
-from helpers import ROOT  # noqa: E402
+from helpers import ROOT
 IDS = ["fashion-mnist-lite", "fine-food-reviews", "elecdemand-forecast", "fashion-mnist-denoise",
        "hydrogen-drum-hits"]
 

@@ -3,20 +3,27 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
 import stat
 import subprocess
 import sys
-import http.client
 from pathlib import Path
 
 import pytest
-
-from mleray.sandbox.validation import (GRADER_ERROR, INSIDE_DIR, ValidationServer, answer, inside_mounts,
-                                        socket_path_for, wrap_command)
 from helpers import make_spec
+
+from mleray.sandbox.validation import (
+    GRADER_ERROR,
+    INSIDE_DIR,
+    ValidationServer,
+    answer,
+    inside_mounts,
+    socket_path_for,
+    wrap_command,
+)
 
 SHIM = INSIDE_DIR / "validate_shim.py"
 
@@ -86,9 +93,11 @@ def test_server_answers_valid_invalid_and_errors(tmp_path):
     sock = socket_path_for(tmp_path / "trial")
     with ValidationServer(validator, sock) as server:
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o666  # the agent's uid may connect
-        assert request(sock, "POST", "/validate", *multipart(b"id,y\n1,2\n")) == (200, {"result": "Submission is valid.", "valid": True})
+        assert request(sock, "POST", "/validate", *multipart(b"id,y\n1,2\n")) == (
+            200, {"result": "Submission is valid.", "valid": True})
         status, body = request(sock, "POST", "/validate", *multipart(b"a,b\n1,2\n"))
-        assert (status, body) == (200, {"result": f"Submission invalid! {GRADER_ERROR}\nthe header must be id,y", "valid": False})
+        assert (status, body) == (
+            200, {"result": f"Submission invalid! {GRADER_ERROR}\nthe header must be id,y", "valid": False})
         assert request(sock, "POST", "/validate", b"id,y\n", {"Content-Type": "text/csv"})[1]["valid"] is True
         status, body = request(sock, "POST", "/validate", *multipart(b"boom"))
         assert status == 500 and body["error"] == "An unexpected error occurred."
@@ -129,15 +138,20 @@ def test_shim_relays_and_post_fallback(tmp_path, shim):
         port = shim(sock)
         url = f"http://127.0.0.1:{port}/validate"
         good, bad = _csv(tmp_path, "id,y"), _csv(tmp_path, "a,b")
-        out = subprocess.run([sys.executable, str(SHIM), "post", str(bad), url], capture_output=True, text=True, timeout=20)
-        assert json.loads(out.stdout) == {"result": f"Submission invalid! {GRADER_ERROR}\nthe header must be id,y", "valid": False}
+        out = subprocess.run([sys.executable, str(SHIM), "post", str(bad), url],
+                             capture_output=True, text=True, timeout=20)
+        assert json.loads(out.stdout) == {
+            "result": f"Submission invalid! {GRADER_ERROR}\nthe header must be id,y", "valid": False}
         env = {**os.environ, "MLERAY_VALIDATE_URL": url}
-        out = subprocess.run(["sh", str(INSIDE_DIR / "validate_submission.sh"), str(good)], capture_output=True, text=True, env=env, timeout=20)
+        out = subprocess.run(["sh", str(INSIDE_DIR / "validate_submission.sh"), str(good)],
+                             capture_output=True, text=True, env=env, timeout=20)
         assert json.loads(out.stdout) == {"result": "Submission is valid.", "valid": True}
-        out = subprocess.run(["sh", str(INSIDE_DIR / "validate_submission.sh"), str(tmp_path / "nope.csv")], capture_output=True, text=True, env=env)
+        out = subprocess.run(["sh", str(INSIDE_DIR / "validate_submission.sh"), str(tmp_path / "nope.csv")],
+                             capture_output=True, text=True, env=env)
         assert out.returncode == 1 and "does not exist" in out.stdout
     # the server is gone: the shim answers 503 with a reason instead of hanging
-    out = subprocess.run([sys.executable, str(SHIM), "post", str(good), url], capture_output=True, text=True, timeout=20)
+    out = subprocess.run([sys.executable, str(SHIM), "post", str(good), url],
+                         capture_output=True, text=True, timeout=20)
     assert "not reachable" in out.stdout
 
 

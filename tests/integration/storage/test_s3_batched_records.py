@@ -9,8 +9,8 @@ import json
 import threading
 
 import pytest
-
 from helpers import require
+
 from mleray.storage.backends import MERGE_FAN_IN, PARTS, open_sweep_storage
 from mleray.storage.store import SweepStore
 

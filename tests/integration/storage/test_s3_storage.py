@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import AWS_ENV, moto_s3
-from mleray.sweep import driver as sweep
-from mleray.storage.backends import PARTS, open_location, open_sweep_storage
-from mleray.trial.folder import LogMirror, trial_folder
 
+from mleray.storage.backends import PARTS, open_location, open_sweep_storage
+from mleray.sweep import driver as sweep
+from mleray.trial.folder import LogMirror, trial_folder
 
 
 @pytest.fixture
@@ -77,8 +76,9 @@ def test_bad_storage_uri_is_one_line_exit_2(capsys, bwrap_path):
 
 
 def _sweep(root: str, seeds: int, env: dict, *flags: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "mleray.sweep", *flags, "name=s3sweep", f"storage={root}", "competitions=[titanic]",
-               "agents=[dummy]", f"seeds={seeds}", "sandbox=bwrap", "tiers.cpu.memory_gb=1", "ray.num_cpus=2"]
+    command = [sys.executable, "-m", "mleray.sweep", *flags, "name=s3sweep", f"storage={root}",
+               "competitions=[titanic]", "agents=[dummy]", f"seeds={seeds}", "sandbox=bwrap",
+               "tiers.cpu.memory_gb=1", "ray.num_cpus=2"]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -89,13 +89,13 @@ def test_sweep_on_s3_end_to_end_and_resume(s3_root, tmp_path, bwrap_path):
     assert first.returncode == 0, first.stderr[-3000:]
     assert "report at s3://mleray-test/runs/s3sweep/report/report.md" in first.stdout
     storage = open_sweep_storage(s3_root, "s3sweep")
-    before = [json.loads(l) for l in storage.read_file("trials.jsonl").decode().splitlines()]
+    before = [json.loads(line) for line in storage.read_file("trials.jsonl").decode().splitlines()]
     assert [r["trial_id"] for r in before] == ["dummy__titanic__cpu__s0"]
 
     second = _sweep(s3_root, 2, env, "--allow-config-change")  # resume with one more seed: s0 is not re-run
     assert second.returncode == 0, second.stderr[-3000:]
     lines = storage.read_file("trials.jsonl").decode().splitlines()  # compacted: every record in one object
-    records = [json.loads(l) for l in lines]
+    records = [json.loads(line) for line in lines]
     assert [r["trial_id"] for r in records] == ["dummy__titanic__cpu__s0", "dummy__titanic__cpu__s1"]
     assert records[0] == before[0]
     assert storage.list_dir(PARTS) == []

@@ -23,16 +23,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
 import ray
+from helpers import ROOT
 
-from mleray.trial.actor import TrialHost, TrialStatus
 from mleray.config import load_sweep
-from mleray.sweep.progress import ProgressCallback
 from mleray.records import Status, TrialResult
-from mleray.sweep.scheduler import Scheduler
 from mleray.storage.store import SweepStore
+from mleray.sweep.progress import ProgressCallback
+from mleray.sweep.scheduler import Scheduler
 from mleray.sweep.trials import expand
+from mleray.trial.actor import TrialHost, TrialStatus
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def cluster():
 
 
 def _lines(path: Path) -> list:
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _peak(spans) -> int:
@@ -155,7 +155,8 @@ def test_cpu_only_trials_leave_gpu_nodes_to_gpu_trials_while_any_wait(cluster, t
     last_gpu_start = max(r["t_start"] for r in recs if r["tier"] == "gpu")
     for r in recs:
         if r["tier"] == "cpu" and r["node_id"] != cpu_node.node_id:
-            assert r["t_start"] >= last_gpu_start - 0.5, "a CPU-only trial took a GPU node's CPUs while GPU trials waited"
+            assert r["t_start"] >= last_gpu_start - 0.5, (
+                "a CPU-only trial took a GPU node's CPUs while GPU trials waited")
     # the three GPUs ran six 2 s GPU trials in about two rounds
     gpu_spans = [(r["t_start"], r["t_end"]) for r in recs if r["tier"] == "gpu"]
     assert _peak(gpu_spans) == 3

@@ -10,8 +10,8 @@ import pytest
 import ray
 from ray._private import services
 
-from mleray.sweep import driver as sweep
 from mleray.config import ConfigError, load_sweep
+from mleray.sweep import driver as sweep
 
 HINT = "; start it with ray start --head, or drop ray.address for a local Ray"
 

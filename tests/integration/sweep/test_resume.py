@@ -28,7 +28,7 @@ def sweep_command(storage: Path) -> list:
 
 def records(storage: Path) -> list:
     path = storage / "resume" / "trials.jsonl"
-    return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_killed_driver_resumes_without_rerunning_or_duplicating(tmp_path, bwrap_path):

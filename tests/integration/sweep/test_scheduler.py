@@ -9,12 +9,12 @@ import time
 import pytest
 import ray
 
-from mleray.trial.actor import TrialHost
 from mleray.config import load_sweep
 from mleray.records import Status
-from mleray.sweep.scheduler import Scheduler
 from mleray.storage.store import SweepStore
+from mleray.sweep.scheduler import Scheduler
 from mleray.sweep.trials import expand
+from mleray.trial.actor import TrialHost
 
 
 @ray.remote(max_restarts=0, max_concurrency=2)
@@ -33,7 +33,8 @@ class ProbeActor(TrialHost):
 
 @pytest.fixture(scope="module")
 def fake_gpus():
-    ray.init(address="local", num_cpus=8, num_gpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=8, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
     yield
     ray.shutdown()
 

@@ -8,18 +8,19 @@ import textwrap
 
 import pytest
 
-from mleray.trial.agent_files import AgentFileError, read_regular, refusal
 from mleray.config import load_sweep
+from mleray.sweep.trials import TrialJob, expand
+from mleray.trial.agent_files import AgentFileError, read_regular, refusal
 from mleray.trial.runner import run_trial
 from mleray.trial.snapshots import Snapshotter
 from mleray.trial.staging import stage
-from mleray.sweep.trials import TrialJob, expand
 
 
 def test_links_fifos_folders_and_huge_files_are_refused(tmp_path, monkeypatch):
     secret = tmp_path / "secret.csv"
     secret.write_text("PassengerId,Survived\n1,1\n")
-    link, fifo, folder, regular = tmp_path / "link.csv", tmp_path / "fifo.csv", tmp_path / "dir.csv", tmp_path / "ok.csv"
+    link, fifo, folder, regular = (tmp_path / "link.csv", tmp_path / "fifo.csv", tmp_path / "dir.csv",
+                                   tmp_path / "ok.csv")
     link.symlink_to(secret)
     os.mkfifo(fifo)
     folder.mkdir()

@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from mleray.config import load_sweep
-from mleray.trial.runner import run_trial
 from mleray.sweep.trials import TrialJob, expand
+from mleray.trial.runner import run_trial
 
 AGENT = """
 import glob, os, shutil, subprocess, time, urllib.request

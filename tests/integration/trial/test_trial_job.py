@@ -6,9 +6,9 @@ import pickle
 import pytest
 import ray
 
-from mleray.trial.actor import TrialHost, TrialStatus
 from mleray.config import load_sweep
 from mleray.sweep.trials import TrialJob, expand
+from mleray.trial.actor import TrialHost, TrialStatus
 
 
 def job_and_cfg():

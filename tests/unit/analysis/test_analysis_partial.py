@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_analysis_report import run_cli
+from test_analysis_tables import famou_reports, write_report
 
 from analysis import load, report, scaling, splits, tables
 from mleray.records import TrialResult
-from test_analysis_report import run_cli
-from test_analysis_tables import famou_reports, write_report
 
 OFFLINE_LITE = "suite: offline-lite\nagents: [dummy]\ncompetitions: {}\n"
 

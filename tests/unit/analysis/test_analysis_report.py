@@ -10,11 +10,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from analysis import figures, load, report, splits, tables
 from mleray.records import TrialResult
 
-from helpers import ROOT  # noqa: E402
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

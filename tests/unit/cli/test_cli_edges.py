@@ -10,15 +10,14 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from mleray.cli import logs as logs_cli
 from mleray.config import SweepConfig, TierConfig, to_yaml
 from mleray.storage.backends import open_sweep_storage
 
-from helpers import ROOT  # noqa: E402
 TRIAL = "dummy__titanic__cpu__s0"
 
 

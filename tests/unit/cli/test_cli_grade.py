@@ -12,6 +12,7 @@ from mleray.cli import grade as grade_cli
 from mleray.grading.report import SUMMARY_KEYS
 from mleray.records import MLEBENCH_REPORT_KEYS
 
+
 @pytest.fixture
 def toy(tmp_path, monkeypatch, cache_dir):
     root = tmp_path / "competitions"

@@ -32,7 +32,8 @@ def make_competition(tmp_path: Path, metric="accuracy", leaderboard_scores=None,
     leaderboard = None
     if leaderboard_scores is not None:
         leaderboard = root / "leaderboard.csv"
-        pd.DataFrame({"teamId": range(len(leaderboard_scores)), "score": leaderboard_scores}).to_csv(leaderboard, index=False)
+        pd.DataFrame({"teamId": range(len(leaderboard_scores)), "score": leaderboard_scores}).to_csv(
+            leaderboard, index=False)
     if grade_py:
         (root / "grade.py").write_text(textwrap.dedent(grade_py))
     comp = Competition(id="toy", name="Toy", root=root, metric=metric, id_column="id", target_columns=["y"],

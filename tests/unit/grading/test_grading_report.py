@@ -9,8 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mleray.grading.report import (SUMMARY_KEYS, aggregate, entry, export_sweep, read_records, sweep_reports,
-                                   write_report)
+from mleray.grading.report import (
+    SUMMARY_KEYS,
+    aggregate,
+    entry,
+    export_sweep,
+    read_records,
+    sweep_reports,
+    write_report,
+)
 from mleray.records import MLEBENCH_REPORT_KEYS, Status, TrialResult
 
 
@@ -44,8 +51,10 @@ def test_aggregate_counts():
     base = dict(competition_id="c", score=1.0, gold_threshold=1, silver_threshold=1, bronze_threshold=1,
                 median_threshold=1, is_lower_better=False, created_at="2026-01-01T00:00:00", submission_path="s.csv")
     entries = [
-        {**base, "gold_medal": True, "any_medal": True, "above_median": True, "submission_exists": True, "valid_submission": True},
-        {**base, "silver_medal": True, "any_medal": True, "above_median": True, "submission_exists": True, "valid_submission": True},
+        {**base, "gold_medal": True, "any_medal": True, "above_median": True, "submission_exists": True,
+         "valid_submission": True},
+        {**base, "silver_medal": True, "any_medal": True, "above_median": True, "submission_exists": True,
+         "valid_submission": True},
         {**base, "bronze_medal": True, "any_medal": True, "submission_exists": True, "valid_submission": True},
         {**base, "score": None, "submission_exists": True, "valid_submission": False},
         {**base, "score": None, "submission_exists": False, "valid_submission": False, "submission_path": None},

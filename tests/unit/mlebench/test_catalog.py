@@ -73,7 +73,8 @@ def test_catalog_columns_agree_with_the_leaderboards(mlebench_data):
     expected = pd.read_csv(mlebench_data / "medal_thresholds.csv").set_index("competition_id")
     for cid, row in catalog.rows().items():
         board = Leaderboard.from_csv(catalog.leaderboard_path(cid))
-        assert row["is_lower_better"] == str(board.is_lower_better) == str(bool(expected.loc[cid, "is_lower_better"])), cid
+        assert (row["is_lower_better"] == str(board.is_lower_better)
+                == str(bool(expected.loc[cid, "is_lower_better"]))), cid
         assert int(row["num_teams"]) == board.num_teams == expected.loc[cid, "num_teams"], cid
         for key, value in board.thresholds().items():  # the shipped copies, stand-in included
             assert value == expected.loc[cid, key], (cid, key)

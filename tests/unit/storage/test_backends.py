@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mleray.storage.backends import (ArrowSweepStorage, LocalSweepStorage, StorageError, SweepStorage,
-                            open_sweep_storage)
+from mleray.storage.backends import ArrowSweepStorage, LocalSweepStorage, StorageError, SweepStorage, open_sweep_storage
 
 
 def _local(tmp_path: Path) -> SweepStorage:
@@ -48,12 +47,12 @@ def test_append_and_read_lines(storage, tmp_path):
     records = [{"trial_id": f"t{i}", "score": i / 3} for i in range(20)]
     for r in records:
         storage.append_line(json.dumps(r))
-    assert [json.loads(l) for l in storage.read_lines()] == records
+    assert [json.loads(line) for line in storage.read_lines()] == records
     storage.compact()
-    assert [json.loads(l) for l in storage.read_lines()] == records
+    assert [json.loads(line) for line in storage.read_lines()] == records
     # everything ends up in <root>/s/trials.jsonl, one JSON object per line
     on_disk = (tmp_path / "runs" / "s" / "trials.jsonl").read_text().splitlines()
-    assert [json.loads(l) for l in on_disk] == records
+    assert [json.loads(line) for line in on_disk] == records
     with pytest.raises(ValueError):
         storage.append_line("two\nlines")
 
@@ -62,7 +61,7 @@ def test_reopen_sees_earlier_lines(storage, tmp_path):
     storage.append_line('{"trial_id": "a"}')
     again = type(storage)(**_reopen_args(storage, tmp_path))
     again.append_line('{"trial_id": "b"}')
-    assert [json.loads(l)["trial_id"] for l in again.read_lines()] == ["a", "b"]
+    assert [json.loads(line)["trial_id"] for line in again.read_lines()] == ["a", "b"]
 
 
 def _reopen_args(storage, tmp_path):
@@ -78,12 +77,12 @@ def test_torn_last_line_is_cut(storage, tmp_path):
     path = tmp_path / "runs" / "s" / "trials.jsonl"
     with open(path, "a") as f:
         f.write('{"trial_id": "b", "sc')  # the writer died mid-line
-    assert [json.loads(l)["trial_id"] for l in storage.read_lines()] == ["a"]
+    assert [json.loads(line)["trial_id"] for line in storage.read_lines()] == ["a"]
     again = type(storage)(**_reopen_args(storage, tmp_path))
     again.append_line('{"trial_id": "c"}')
-    assert [json.loads(l)["trial_id"] for l in again.read_lines()] == ["a", "c"]
+    assert [json.loads(line)["trial_id"] for line in again.read_lines()] == ["a", "c"]
     again.compact()
-    assert [json.loads(l)["trial_id"] for l in path.read_text().splitlines()] == ["a", "c"]
+    assert [json.loads(line)["trial_id"] for line in path.read_text().splitlines()] == ["a", "c"]
 
 
 def test_files(storage, tmp_path):
@@ -128,7 +127,7 @@ def test_concurrent_appenders_never_interleave(tmp_path):
         p.join()
     lines = open_sweep_storage(root, "s").read_lines()
     assert len(lines) == 600
-    assert {json.loads(l)["trial_id"] for l in lines} == {f"{t}{i}" for t in "abc" for i in range(200)}
+    assert {json.loads(line)["trial_id"] for line in lines} == {f"{t}{i}" for t in "abc" for i in range(200)}
 
 
 def test_bad_uri_and_name(tmp_path):

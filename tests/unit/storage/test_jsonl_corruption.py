@@ -110,8 +110,8 @@ def test_every_kind_of_bad_line_is_moved_to_rejected_with_one_warning_each(tmp_p
     warnings = _warnings(capsys.readouterr().err)
     assert len(warnings) == 5
     for n, warning in zip((1, 2, 3, 4, 5), warnings):
-        assert re.fullmatch(rf"mleray: warning: \S*trials\.jsonl:{n}: {EXPECTED_WHY[n]}; moved to trials\.jsonl\.rejected",
-                            warning), warning
+        assert re.fullmatch(rf"mleray: warning: \S*trials\.jsonl:{n}: {EXPECTED_WHY[n]}; "
+                            r"moved to trials\.jsonl\.rejected", warning), warning
 
     # b's record appended now is accepted; a clean file reopens without a word and rejects nothing more
     assert store.append(_rec("b"))
@@ -204,7 +204,8 @@ def test_a_result_json_without_its_record_is_recorded_when_the_store_opens(tmp_p
     assert {r["trial_id"]: r["score"] for r in store.records} == {"done": 0.5, "lost": 0.8, spec.trial_id: 0.3}
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mleray: ")]
     assert sorted(notes) == sorted(f"mleray: {storage.shown(f'trials/{t}/result.json')}: recorded (its trial "
-                                   "finished, but its record was missing from trials.jsonl)" for t in ("lost", spec.trial_id))
+                                   "finished, but its record was missing from trials.jsonl)"
+                                   for t in ("lost", spec.trial_id))
     again = SweepStore(BACKENDS[backend](tmp_path))  # recorded once: nothing to pick up again, no warning
     assert again.records == store.records
     assert capsys.readouterr().err == ""
@@ -270,9 +271,12 @@ def test_a_full_disk_stops_the_append_with_one_message_and_the_next_open_records
 
     with pytest.raises(AppendError) as caught:
         store.append(_rec("lost", score=0.9))
-    assert str(caught.value) == (f"cannot append to {tiny_tmpfs}/sw/trials.jsonl: [Errno 28] No space left on device; "
-                                 "the trial's result is kept in trials/lost/result.json and is recorded on the next run")
-    with pytest.raises(AppendError, match=r"\[Errno 28\] No space left on device; trial gone runs again on the next run$"):
+    assert str(caught.value) == (f"cannot append to {tiny_tmpfs}/sw/trials.jsonl: "
+                                 "[Errno 28] No space left on device; "
+                                 "the trial's result is kept in trials/lost/result.json "
+                                 "and is recorded on the next run")
+    with pytest.raises(AppendError,
+                       match=r"\[Errno 28\] No space left on device; trial gone runs again on the next run$"):
         store.append(failed_record(TrialSpec("sw", "a", "c", "cpu", 0, TierConfig()), 0, "x") | {"trial_id": "gone"})
     assert "lost" not in store.done
 

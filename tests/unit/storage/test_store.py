@@ -21,7 +21,7 @@ def test_torn_last_line_is_cut(tmp_path):
     store = SweepStore(tmp_path)
     assert store.done == {"a"}
     store.append({"trial_id": "b"})
-    assert [json.loads(l)["trial_id"] for l in path.read_text().splitlines()] == ["a", "b"]
+    assert [json.loads(line)["trial_id"] for line in path.read_text().splitlines()] == ["a", "b"]
 
 
 def test_corrupt_middle_line_is_moved_out_with_a_warning(tmp_path, capsys):

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import io
 
-from mleray.sweep.progress import (ProgressCallback, ProgressState, RunningTrial, eta_seconds, format_duration,
-                             render, render_line)
+from mleray.sweep.progress import (
+    ProgressCallback,
+    ProgressState,
+    RunningTrial,
+    eta_seconds,
+    format_duration,
+    render,
+    render_line,
+)
 
 
 def _state() -> ProgressState:
@@ -60,7 +67,8 @@ def test_render_clips_to_width_and_rows():
 def test_render_line_finished_and_failure():
     state = ProgressState(sweep="s", total=2, done=1, failed=1, started=0.0, finished=True,
                           last_failure="t: actor died 3 times")
-    assert render_line(state, 10.0) == "[s] 2/2 done, 1 failed, 0 running, 0 pending, elapsed 0:00:10, ETA 0:00:00 (finished)"
+    assert render_line(state, 10.0) == ("[s] 2/2 done, 1 failed, 0 running, 0 pending, elapsed 0:00:10, "
+                                        "ETA 0:00:00 (finished)")
     assert render(state, 10.0).splitlines()[-1] == "  last failure: t: actor died 3 times"
 
 
@@ -101,7 +109,8 @@ def test_plain_mode_prints_few_single_lines():
     assert len(out.getvalue().splitlines()) == 3 + 1 + 2
     assert "\x1b" not in out.getvalue()
     assert lines[0].endswith("[s] 1/3 done, 0 failed, 0 running, 2 pending, elapsed 0:00:00, ETA ?")
-    assert lines[-1].endswith("3/3 done, 1 failed, 0 running, 0 pending, 1 retried, elapsed 0:00:40, ETA 0:00:00 (finished)")
+    assert lines[-1].endswith("3/3 done, 1 failed, 0 running, 0 pending, 1 retried, elapsed 0:00:40, "
+                              "ETA 0:00:00 (finished)")
     assert cb.state.durations == [10.0, 28.0]
 
 

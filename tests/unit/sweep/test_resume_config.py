@@ -4,10 +4,10 @@ preflight and joining Ray are stubbed (joining raises `Reached`, proof that run(
 
 import pytest
 
-from mleray.sweep import driver as sweep
 from mleray.config import ConfigError, load_sweep, to_yaml
 from mleray.storage.backends import ArrowSweepStorage, SweepStorage, open_sweep_storage
 from mleray.storage.store import SweepStore, config_changes
+from mleray.sweep import driver as sweep
 
 BASE = ["name=s", "competitions=[titanic]", "agents=[dummy]", "sandbox=bwrap"]
 FIRST = ["seeds=2", "tiers.cpu.time_limit=60"]
@@ -93,7 +93,8 @@ def test_free_keys_and_unrecorded_sweeps_go_on(tmp_path):
 
 def test_config_changes_names_dotted_keys():
     old = to_yaml(_cfg("runs", *FIRST))
-    new = to_yaml(_cfg("elsewhere", "seeds=2", "tiers.cpu.time_limit=60.5", "tiers.gpu.gpus=1", "agents=[dummy,baseline]"))
+    new = to_yaml(_cfg("elsewhere", "seeds=2", "tiers.cpu.time_limit=60.5", "tiers.gpu.gpus=1",
+                       "agents=[dummy,baseline]"))
     assert config_changes(old, new) == [
         "agents ['dummy'] -> ['dummy', 'baseline']",
         "tiers.cpu.time_limit 60 -> 60.5",
