@@ -31,7 +31,7 @@ def calendar(frame):
     """The timestamp split into calendar features (the raw features are kept)."""
     when = pd.to_datetime(frame["datetime"])
     out = frame.drop(columns=["datetime"]).copy()
-    out["hour"], out["weekday"], out["month"], out["year"] = when.dt.hour, when.dt.dayofweek, when.dt.month, when.dt.year
+    out["hour"], out["weekday"], out["month"], out["year"] = when.dt.hour, when.dt.day_of_week, when.dt.month, when.dt.year
     return out
 
 

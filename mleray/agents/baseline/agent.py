@@ -236,7 +236,7 @@ def expand_times(frame: pd.DataFrame, columns) -> pd.DataFrame:
     frame = frame.copy()
     for col in columns:
         when = pd.to_datetime(frame[col], errors="coerce")
-        for part in ("year", "month", "day", "hour", "dayofweek", "dayofyear"):
+        for part in ("year", "month", "day", "hour", "day_of_week", "day_of_year"):
             values = getattr(when.dt, part)
             if values.nunique() > 1:
                 frame[f"{col}_{part}"] = values.astype(float)

@@ -122,7 +122,7 @@ def _trivial_and_reasonable(cid: str, public: Path) -> tuple[pd.DataFrame, pd.Da
 
         def feats(f):
             t = pd.to_datetime(f["datetime"])
-            return np.column_stack([t.dt.hour * 2 + t.dt.minute // 30, t.dt.dayofweek, f["work_day"], f["temperature"]])
+            return np.column_stack([t.dt.hour * 2 + t.dt.minute // 30, t.dt.day_of_week, f["work_day"], f["temperature"]])
 
         trivial = pd.DataFrame({"id": test["id"], "demand": train["demand"].mean()})
         model = HistGradientBoostingRegressor(random_state=0).fit(feats(train), train["demand"])

@@ -114,7 +114,7 @@ def reasonable_predictions(cid, train, test):
         return np.exp(model.predict(x.iloc[len(train):]))
     def xy(frame):
         when = pd.to_datetime(frame["datetime"])
-        return pd.DataFrame({"hour": when.dt.hour, "weekday": when.dt.dayofweek, "year": when.dt.year,
+        return pd.DataFrame({"hour": when.dt.hour, "weekday": when.dt.day_of_week, "year": when.dt.year,
                              "month": when.dt.month, "workingday": frame["workingday"], "temp": frame["temp"],
                              "humidity": frame["humidity"], "weather": frame["weather"]})
     model = HistGradientBoostingRegressor(random_state=0).fit(xy(train), np.log1p(train["count"]))
