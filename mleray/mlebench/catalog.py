@@ -172,9 +172,12 @@ def _module_file(module: str) -> Optional[Path]:
 def _imports(path: Path, module: str) -> List[str]:
     """Absolute names of every module `path` imports (relative imports resolved against `module`)."""
     import ast
+    import warnings
 
     try:
-        tree = ast.parse(path.read_text())
+        with warnings.catch_warnings():  # MLE-bench's own source (e.g. an invalid escape '\c'): not ours to warn about
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            tree = ast.parse(path.read_text(), filename=str(path))
     except (OSError, SyntaxError, ValueError):
         return []
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
