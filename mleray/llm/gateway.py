@@ -130,44 +130,19 @@ class _SSE:
                 self.usage = Usage(max(base.input, out.input), out.output, max(base.cached, out.cached))
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(unix_service.SandboxRequestHandler):
     server_version = "mleray-llm/1"
-    protocol_version = "HTTP/1.1"
+    discard_chunk = _CHUNK
     server: "_Server"
 
     def setup(self) -> None:
         super().setup()
         self.connection.settimeout(self.server.gw.request_timeout)
 
-    def address_string(self) -> str:
-        return "sandbox"
-
     def log_message(self, fmt, *args) -> None:
         log.debug("llm gateway: " + fmt, *args)
 
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def handle_expect_100(self) -> bool:
-        return True  # answered once the request is accepted (do_POST)
-
     # -- answers -------------------------------------------------------------------------------
-
-    def _answer(self, status: int, body: bytes, headers: Optional[Dict[str, str]] = None) -> None:
-        try:
-            self.send_response(status)
-            for name, value in (headers or {"Content-Type": "application/json"}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass
-        self.close_connection = True
 
     def _refuse(self, provider: str, status: int, message: str, kind: str, retry: bool = True) -> None:
         self.server.gw.ledger.refuse()
@@ -175,20 +150,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not retry:
             headers["x-should-retry"] = "false"
         self._answer(status, _error_body(provider, status, message, kind), headers)
-
-    def _discard(self, length: int) -> None:
-        """Reads and drops what the client still sends (at most `length` bytes, for at most 2 s), so it
-        reads the refusal instead of a reset connection."""
-        deadline = time.monotonic() + 2.0
-        try:
-            self.connection.settimeout(0.5)
-            while length > 0 and time.monotonic() < deadline:
-                buf = self.rfile.read1(min(length, _CHUNK))
-                if not buf:
-                    return
-                length -= len(buf)
-        except OSError:
-            pass
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/health":

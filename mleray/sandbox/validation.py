@@ -39,7 +39,6 @@ import socket
 import socketserver
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Tuple
 
@@ -220,13 +219,13 @@ def _json_response(status: int, payload: dict) -> bytes:
             "Connection: close\r\n\r\n").encode() + body
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(unix_service.SandboxRequestHandler):
     """One request. The whole read (headers and body) must end within the server's request timeout (a
     watchdog cuts a trickling client off with 408); a body over the cap is refused unread (413); a
     third request while two are validated is answered 429 at once."""
 
     server_version = "mleray-validate/1"
-    protocol_version = "HTTP/1.1"
+    discard_chunk = _CHUNK
     server: "_UnixHTTPServer"
 
     def setup(self) -> None:
@@ -267,49 +266,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self._watchdog.cancel()
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def handle_expect_100(self) -> bool:
-        """Defers the 100 Continue until the request is accepted, so a refused upload is never sent."""
-        return True
-
-    def address_string(self) -> str:  # unix sockets have no peer address
-        return "sandbox"
+        super().finish()
 
     def log_message(self, fmt, *args) -> None:
         log.debug("validation: " + fmt, *args)
 
     def _send(self, status: int, payload: dict) -> None:
-        if not self._read_done():  # the watchdog answered 408 and shut the connection
-            return
-        body = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass
-        self.close_connection = True
-
-    def _discard(self, length: int) -> None:
-        """Reads and drops what the client still sends (at most `length` bytes, for at most 2 s), so it
-        reads the refusal instead of a reset connection."""
-        deadline = time.monotonic() + 2.0
-        try:
-            self.connection.settimeout(0.5)
-            while length > 0 and time.monotonic() < deadline:
-                buf = self.rfile.read1(min(length, _CHUNK))
-                if not buf:
-                    return
-                length -= len(buf)
-        except OSError:
-            pass
+        if self._read_done():  # else the watchdog answered 408 and shut the connection
+            self._answer(status, json.dumps(payload).encode())
 
     def _refuse(self, status: int, payload: dict, length: int) -> None:
         self._send(status, payload)
