@@ -27,14 +27,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from helpers import ROOT  # noqa: E402
+from measure import ROOT
 
-sys.path.insert(0, str(ROOT))
-
-from mleray.config import AgentConfig, SweepConfig, TierConfig  # noqa: E402
-from mleray.sandbox import images  # noqa: E402
-from mleray.sweep.trials import TrialJob, TrialSpec  # noqa: E402
-from mleray.trial import runner  # noqa: E402
+from mleray.config import AgentConfig, SweepConfig, TierConfig
+from mleray.sandbox import images
+from mleray.sweep.trials import TrialJob, TrialSpec
+from mleray.trial import runner
 
 RESULTS = ROOT / "bench" / "results"
 

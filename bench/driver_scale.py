@@ -33,10 +33,8 @@ Writes bench/results/driver_scale.json and bench/results/driver_scale.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import resource
 import sys
 import tempfile
 import threading
@@ -45,17 +43,15 @@ from pathlib import Path
 from typing import List, Optional
 
 import ray
+from measure import ROOT, cpu_s, rss_mib, write_report
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from mleray.config import SweepConfig, TierConfig  # noqa: E402
-from mleray.records import Status, TrialResult  # noqa: E402
-from mleray.storage.store import SweepStore  # noqa: E402
-from mleray.sweep.callbacks import SweepCallback  # noqa: E402
-from mleray.sweep.scheduler import Scheduler  # noqa: E402
-from mleray.sweep.trials import TrialJob, TrialSpec  # noqa: E402
-from mleray.trial.actor import TrialHost  # noqa: E402
+from mleray.config import SweepConfig, TierConfig
+from mleray.records import Status, TrialResult
+from mleray.storage.store import SweepStore
+from mleray.sweep.callbacks import SweepCallback
+from mleray.sweep.scheduler import Scheduler
+from mleray.sweep.trials import TrialJob, TrialSpec
+from mleray.trial.actor import TrialHost
 
 
 @ray.remote(max_restarts=0, max_concurrency=2)
@@ -69,19 +65,6 @@ class InstantTrial(TrialHost):
                            status=Status.GRADED, score=0.5, valid_submission=True, submission_exists=True,
                            node_id=ray.get_runtime_context().get_node_id(), cpus=spec.resources.cpus,
                            memory_gb=spec.resources.memory_gb).to_dict()
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def thread_cpu_s() -> dict:
@@ -233,11 +216,7 @@ def main(argv=None) -> int:
         "bare_ray": bare, "bare_ray_after": bare_after, "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
         "samples": sampler.points,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(report, Path(args.out), markdown)
     return 0
 
 

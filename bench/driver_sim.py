@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import os
 import platform
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, List
 
 import ray
+from measure import rss_mib, write_report
 
 from mleray.config import SweepConfig, TierConfig
 from mleray.records import Status, TrialResult
@@ -41,14 +41,6 @@ from mleray.sweep.progress import ProgressCallback
 from mleray.sweep.scheduler import Scheduler
 from mleray.sweep.trials import TrialSpec
 from mleray.trial.actor import TrialStatus
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class SimRef:
@@ -317,11 +309,7 @@ def simulate_main(argv, out: Path) -> int:
     if args.in_flight:
         report["in_flight"] = in_flight(args.in_flight, args.window)
         print(report["in_flight"], flush=True)
-    target = Path(args.out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    target.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(report, Path(args.out), markdown)
     sys.stdout.flush()
     os._exit(0)  # the in-flight run's sweep is still going: end the process without waiting for it
 

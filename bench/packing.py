@@ -53,17 +53,15 @@ from collections import Counter, deque
 from pathlib import Path
 
 import ray
+from measure import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from mleray.config import SweepConfig, TierConfig  # noqa: E402
-from mleray.records import Status, TrialResult  # noqa: E402
-from mleray.storage.store import SweepStore  # noqa: E402
-from mleray.sweep.placement import gpu_nodes_to_avoid, plan_launches  # noqa: E402
-from mleray.sweep.scheduler import Scheduler  # noqa: E402
-from mleray.sweep.trials import TrialSpec  # noqa: E402
-from mleray.trial.actor import TrialHost  # noqa: E402
+from mleray.config import SweepConfig, TierConfig
+from mleray.records import Status, TrialResult
+from mleray.storage.store import SweepStore
+from mleray.sweep.placement import gpu_nodes_to_avoid, plan_launches
+from mleray.sweep.scheduler import Scheduler
+from mleray.sweep.trials import TrialSpec
+from mleray.trial.actor import TrialHost
 
 # Worker nodes of the simulated cluster (fake resources), and the trial shapes (tiers) of the sweep.
 NODES = {"cpu8": {"num_cpus": 8, "num_gpus": 0},

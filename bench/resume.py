@@ -34,15 +34,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from measure import ROOT, write_report
 
-from mleray.config import SweepConfig, TierConfig  # noqa: E402
-from mleray.records import Status, TrialResult, is_final  # noqa: E402
-from mleray.storage.backends import PARTS, RECORDS, open_sweep_storage  # noqa: E402
-from mleray.storage.store import INDEX, SweepStore  # noqa: E402
-from mleray.sweep.scheduler import Scheduler  # noqa: E402
-from mleray.sweep.trials import TrialSpec  # noqa: E402
+from mleray.config import SweepConfig, TierConfig
+from mleray.records import Status, TrialResult, is_final
+from mleray.storage.backends import PARTS, RECORDS, open_sweep_storage
+from mleray.storage.store import INDEX, SweepStore
+from mleray.sweep.scheduler import Scheduler
+from mleray.sweep.trials import TrialSpec
 
 TIER = TierConfig(cpus=1, memory_gb=1, time_limit=3600)
 CFG = SweepConfig(name="resume", tiers={"t": TIER})
@@ -209,11 +208,7 @@ def main(argv=None) -> int:
               "path": bench_path(args.sizes, args.baseline)}
     if args.s3_records:
         report["s3"] = bench_s3(args.s3_records, args.per_flush)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(report, Path(args.out), markdown)
     return 0
 
 
