@@ -475,15 +475,7 @@ class ArrowSweepStorage(SweepStorage):
         self._levels.clear()
 
     def rewrite_records(self, lines: List[str]) -> None:
-        data = "".join(line + "\n" for line in lines).encode("utf-8")
-        self._records_cache = None
-        if not isinstance(self.fs, self._pafs.LocalFileSystem):
-            self.write_file(RECORDS, data)  # one object write: readers see the old object or the new one
-            return
-        tmp = self._p(f".{RECORDS}.{uuid.uuid4().hex[:8]}.tmp")
-        with self.fs.open_output_stream(tmp) as out:
-            out.write(data)
-        self.fs.move(tmp, self._p(RECORDS))  # a rename on a local path
+        self.write_file(RECORDS, "".join(line + "\n" for line in lines).encode("utf-8"))  # whole, never half
 
     def append_rejected(self, lines: List[str]) -> None:
         data = "".join(line + "\n" for line in lines).encode("utf-8")
@@ -501,8 +493,17 @@ class ArrowSweepStorage(SweepStorage):
         if parent not in self._made:  # each folder once per writer (three requests each on S3)
             self.fs.create_dir(parent, recursive=True)
             self._made.add(parent)
-        with self.fs.open_output_stream(target) as out:
-            out.write(data.encode() if isinstance(data, str) else data)
+        payload = data.encode() if isinstance(data, str) else data
+        if not isinstance(self.fs, self._pafs.LocalFileSystem):
+            with self.fs.open_output_stream(target) as out:  # one object write: readers see the old or the new
+                out.write(payload)
+            return
+        # A local path (file://) is truncated, then written: a reader (`mleray logs --follow`) could see it
+        # short and take it for a restarted log. Written beside it, then renamed: readers never see half a file.
+        tmp = f"{parent}/.{target.rsplit('/', 1)[-1]}.{uuid.uuid4().hex[:8]}.tmp"
+        with self.fs.open_output_stream(tmp) as out:
+            out.write(payload)
+        self.fs.move(tmp, target)
 
     def read_file(self, path: str) -> bytes:
         with self.fs.open_input_stream(self._p(path)) as f:

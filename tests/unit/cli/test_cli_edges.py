@@ -50,10 +50,14 @@ def root(request, tmp_path) -> str:
     return str(tmp_path / "runs") if request.param == "path" else f"file://{tmp_path}/runs"
 
 
-def _later(storage_root: str, trial_dir_first: bool):
-    """After a while: the sweep starts, the trial writes three lines, then its record lands."""
+def _later(storage_root: str, trial_dir_first: bool, err: io.StringIO):
+    """Once the command says it waits (not after a fixed sleep: opening a URI's storage can take longer than
+    that on a loaded machine): the sweep starts, the trial writes three lines, then its record lands."""
     def run():
-        time.sleep(0.3)
+        deadline = time.monotonic() + 60
+        while "waiting for trial" not in err.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
         storage = open_sweep_storage(storage_root, "sw")
         if trial_dir_first:
             storage.write_file(f"trials/{TRIAL}/other.txt", "")
@@ -73,7 +77,7 @@ def test_follow_waits_for_a_trial_to_start(root, sweep_exists, trial_dir_first):
     if sweep_exists:
         open_sweep_storage(root, "sw").write_file("trials/baseline__titanic__cpu__s0/agent.log", "x\n")
     out, err = io.StringIO(), io.StringIO()
-    writer = _later(root, trial_dir_first)
+    writer = _later(root, trial_dir_first, err)
     writer.start()
     code = logs_cli.main(["sw", TRIAL, "--storage", root, "--follow", "--poll", "0.05"], out=out, err=err)
     writer.join()

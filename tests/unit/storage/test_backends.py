@@ -135,3 +135,30 @@ def test_bad_uri_and_name(tmp_path):
         open_sweep_storage("nosuchscheme://bucket/x", "s")
     with pytest.raises(StorageError, match="sweep name"):
         open_sweep_storage(tmp_path, "a/b")
+
+
+def test_a_rewritten_file_is_never_seen_short(storage):
+    """A log uploaded whole again and again as it grows (how a trial's agent.log reaches a sweep's storage):
+    a reader polling its size, as `mleray logs --follow` does, never sees it shorter than before, which it
+    would take for a restarted log (a file:// URI was truncated and then written, in place)."""
+    import threading
+
+    stop, sizes = threading.Event(), []
+
+    def read() -> None:
+        while not stop.is_set():
+            size = storage.size("trials/t/agent.log")
+            if size is not None:
+                sizes.append(size)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    text = ""
+    for i in range(400):
+        text += f"line {i} " + "x" * 200 + "\n"
+        storage.write_file("trials/t/agent.log", text)
+    stop.set()
+    reader.join()
+    assert sizes and all(a <= b for a, b in zip(sizes, sizes[1:])), "the reader saw the file shrink"
+    assert storage.read_file("trials/t/agent.log").decode() == text
+    assert storage.list_dir("trials/t") == ["agent.log"]  # no temporary file left beside it
