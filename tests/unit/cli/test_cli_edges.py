@@ -112,8 +112,11 @@ def test_follow_cli_waits_then_prints_new_lines(tmp_path):
     """The real command in a subprocess: it waits, the log appears, the lines written later are printed,
     and Ctrl-C stops it."""
     root = tmp_path / "runs"
+    # SIGINT's default restored in the child: a test run started in the background of a shell ignores it,
+    # and a Python started with it ignored would never raise KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "mleray", "logs", "sw", TRIAL, "--storage", str(root), "--follow",
-                             "--poll", "0.05"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--poll", "0.05"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     guard = threading.Timer(60, proc.kill)
     guard.start()
     try:
