@@ -1,18 +1,20 @@
 """Driver scale: N trials (trivial work) through one mleray driver; its memory and per-trial cost.
 
-A local Ray (one node, fake CPUs) and mleray's real `Scheduler` and `SweepStore`, with a trial
-actor (through the scheduler's `actor_cls` hook) that returns a full TrialResult record at once.
-Measured on the driver process only: resident memory (RSS, sampled every 0.2 s and at every 100th
-record), CPU time (the driver's own threads, Ray's core worker included, the bench's RSS sampler
-thread left out), and wall time; hence driver CPU-ms per trial and trials per second. Every trial
-still costs a Ray actor (a worker process start on its node); that cost lands on the nodes, not the
-driver, and on this 2-core machine it bounds the throughput.
+A local Ray (one node, fake CPUs) and mleray's real `Scheduler`, `SweepStore` and launchers
+(mleray.sweep.launcher), with a trial actor that returns a full TrialResult record at once.
+Measured on the driver process: resident memory (RSS, sampled every 0.2 s and at every 20th of the
+records), CPU time (the driver's own threads, Ray's core worker included, the bench's RSS sampler
+thread left out), and wall time; hence driver CPU-ms per trial and trials per second. The launchers,
+which own the trial actors and so pay Ray's cost per actor, are measured apart: each reports its
+process's CPU time and RSS as it is retired (`MeasuredLauncher`). Every trial still costs a Ray actor
+(a worker process start on its node); that cost lands on the nodes, and on this 2-core machine it
+bounds the throughput.
 
 Baseline in the same process, before and again after the sweep: bare Ray actors of the same class and shape,
-created, asked and killed with plain Ray calls (`--baseline N`, a tenth of --trials by default). Ray's own core
-worker keeps memory per actor it created (measured here 6 to 89 KiB, depending on glibc's malloc arenas:
-MALLOC_ARENA_MAX=2 gives the low end); the sweep's growth beyond the bare run's is mleray's. The run after the
-sweep shows whether Ray's own cost per actor grows with the actors the driver has already made. Every run's
+created, asked and killed by the driver itself with plain Ray calls, what a driver that owned its trials' actors
+would pay (`--baseline N`, a tenth of --trials by default). Ray's own core worker keeps memory per actor
+it created (measured here 6 to 89 KiB, depending on glibc's malloc arenas: MALLOC_ARENA_MAX=2 gives the low
+end), and its CPU per actor grows with the actors it has made; the run after the sweep shows how much. Every run's
 driver CPU is also split by thread (from /proc/self/task): the main thread (mleray's loop and Ray's Python
 API), the other Python threads, and Ray's native threads (core worker event loop, gRPC polling, task events).
 
@@ -49,6 +51,8 @@ from mleray.config import SweepConfig, TierConfig
 from mleray.records import Status, TrialResult
 from mleray.storage.store import SweepStore
 from mleray.sweep.callbacks import SweepCallback
+from mleray.sweep.driver import prepare_driver_process
+from mleray.sweep.launcher import RayLaunchers, TrialLauncher
 from mleray.sweep.scheduler import Scheduler
 from mleray.sweep.trials import TrialJob, TrialSpec
 from mleray.trial.actor import TrialHost
@@ -65,6 +69,31 @@ class InstantTrial(TrialHost):
                            status=Status.GRADED, score=0.5, valid_submission=True, submission_exists=True,
                            node_id=ray.get_runtime_context().get_node_id(), cpus=spec.resources.cpus,
                            memory_gb=spec.resources.memory_gb).to_dict()
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class MeasuredLauncher(TrialLauncher):
+    """mleray's launcher, answering for its own process's CPU time and RSS before it is killed."""
+
+    def usage(self) -> tuple:
+        return cpu_s(), rss_mib()
+
+
+class MeasuredLaunchers(RayLaunchers):
+    """The scheduler's launchers, keeping each launcher's CPU seconds and RSS (MiB) as it is killed."""
+
+    launcher_actor = MeasuredLauncher
+
+    def __init__(self, actor_cls):
+        super().__init__(actor_cls)
+        self.usage: List[tuple] = []
+
+    def _kill(self, launcher) -> None:
+        try:
+            self.usage.append(ray.get(launcher.handle.usage.remote(), timeout=30))
+        except ray.exceptions.RayError:
+            pass
+        super()._kill(launcher)
 
 
 def thread_cpu_s() -> dict:
@@ -158,6 +187,7 @@ def main(argv=None) -> int:
 
         return simulate_main(argv, ROOT / "bench" / "results" / "driver_scale_sim")
 
+    prepare_driver_process(metrics=False)  # as mleray.sweep.driver.connect does before ray.init, by default
     t_init = time.monotonic()
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     init_s = time.monotonic() - t_init
@@ -175,7 +205,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store = SweepStore(Path(tmp))
         sampler = Sampler(every=max(args.trials // 20, 1))
-        scheduler = Scheduler(cfg, store, "bwrap", [sampler], actor_cls=InstantTrial, report_to_ray=False)
+        launchers = MeasuredLaunchers(InstantTrial)
+        scheduler = Scheduler(cfg, store, "bwrap", [sampler], launchers=launchers, report_to_ray=False)
         t0, c0, threads0 = time.monotonic(), cpu_s(), thread_cpu_s()
         assert scheduler.run(trials)
         sampler.stop()
@@ -213,7 +244,13 @@ def main(argv=None) -> int:
         if len(sampler.points) > 1 else None,
         "rss_growth_kib_per_trial_second_half": second_half_kib(sampler.points),
         "trials_jsonl_bytes": jsonl_bytes, "resume_scan_s": round(resume_s, 3),
-        "bare_ray": bare, "bare_ray_after": bare_after, "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX"),
+        "launchers": {"count": len(launchers.usage), "per_launcher": launchers._per_launcher,
+                      "cpu_s": round(sum(c for c, _ in launchers.usage), 1),
+                      "cpu_ms_per_trial": round(1000 * sum(c for c, _ in launchers.usage) / args.trials, 2),
+                      "peak_rss_mib": round(max((r for _, r in launchers.usage), default=0.0), 1)},
+        "bare_ray": bare, "bare_ray_after": bare_after,
+        "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX") or "2, by mallopt (as mleray's driver sets it)",
+        "ray_metrics": os.environ.get("RAY_enable_metrics_collection", "1") != "0",
         "samples": sampler.points,
     }
     write_report(report, Path(args.out), markdown)
@@ -273,16 +310,22 @@ def markdown(r: dict) -> str:
         f"{r['driver_rss_mib']['after']} MiB |",
         f"| RSS growth | {r['rss_growth_kib_per_trial']} KiB per recorded trial "
         f"(second half of the sweep: **{r.get('rss_growth_kib_per_trial_second_half')} KiB**) |",
+        *([f"| launchers (they own the trial actors; {r['launchers']['per_launcher']:,} trials each) | "
+           f"{r['launchers']['count']} processes, {r['launchers']['cpu_s']} s CPU ("
+           f"{r['launchers']['cpu_ms_per_trial']} ms per trial), at most {r['launchers']['peak_rss_mib']} MiB RSS "
+           "each when retired |"] if r.get("launchers") else []),
         *([f"| bare Ray, same process, before the sweep ({r['bare_ray']['actors']:,} actors, no mleray) | "
            f"{r['bare_ray']['rss_growth_kib_per_actor']} KiB and {r['bare_ray']['driver_cpu_ms_per_actor']} ms "
            "driver CPU per actor |",
-           f"| **mleray's own, beyond bare Ray** | **{mleray_kib(r)} KiB** and **{mleray_ms(r)} ms** per trial |"]
+           f"| sweep driver minus bare Ray's | {mleray_kib(r)} KiB and {mleray_ms(r)} ms per trial |"]
           if r.get("bare_ray") else []),
         *([f"| bare Ray again, after the sweep ({r['bare_ray_after']['actors']:,} actors) | "
            f"{r['bare_ray_after']['rss_growth_kib_per_actor']} KiB and "
            f"{r['bare_ray_after']['driver_cpu_ms_per_actor']} ms driver CPU per actor |"]
           if r.get("bare_ray_after") else []),
-        f"| MALLOC_ARENA_MAX | {r.get('malloc_arena_max') or 'unset (glibc default)'} |",
+        f"| glibc malloc arenas (MALLOC_ARENA_MAX) | {r.get('malloc_arena_max') or 'unset (glibc default)'} |",
+        *([f"| Ray's metric export (RAY_enable_metrics_collection) | {'on' if r['ray_metrics'] else 'off'} |"]
+          if "ray_metrics" in r else []),
         f"| trials.jsonl | {r['trials_jsonl_bytes']:,} bytes |",
         f"| resume scan (reopen store, skip all) | {r['resume_scan_s']} s |",
         "",

@@ -1,11 +1,12 @@
 """Simulated Ray for bench/driver_scale.py --simulate: mleray's real Scheduler, SweepStore and live view
 with Ray swapped out of the scheduler module for `SimRay`, an in-process stand-in.
 
-SimRay is named as such in every result: actors are plain objects, a fixed number of slots stands for
-the cluster (an actor waits for a free slot, as Ray queues it), a trial's status() answers when it
-starts, its result after its duration, completed by one timer thread through the same
-`ref.future()` callbacks Ray's refs offer. What it cannot show is Ray's own cost per call; what it
-shows is what the driver adds per finished trial (CPU, memory) and per trial in flight.
+SimRay is named as such in every result: the launchers (mleray.sweep.launcher) are replaced by
+`SimLaunchers`, a fixed number of slots stands for the cluster (a trial waits for a free slot, as Ray
+queues it), a trial starts when it gets a slot and ends after its duration, its events fired by one
+timer thread into the queue the scheduler reads, as the real launchers' answers arrive. What it cannot
+show is Ray's own cost per call; what it shows is what the driver adds per finished trial (CPU, memory)
+and per trial in flight.
 
 Two runs:
 - throughput: N trials of a few ms on S slots; driver CPU per trial and RSS growth per finished trial
@@ -21,15 +22,14 @@ import heapq
 import itertools
 import os
 import platform
+import queue
 import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, List
+from typing import List
 
-import ray
 from measure import rss_mib, write_report
 
 from mleray.config import SweepConfig, TierConfig
@@ -40,56 +40,35 @@ from mleray.sweep.callbacks import SweepCallback
 from mleray.sweep.progress import ProgressCallback
 from mleray.sweep.scheduler import Scheduler
 from mleray.sweep.trials import TrialSpec
-from mleray.trial.actor import TrialStatus
-
-
-class SimRef:
-    """A ref: its value arrives when the timer thread completes its future."""
-
-    __slots__ = ("_future",)
-
-    def __init__(self):
-        self._future: Future = Future()
-
-    def future(self) -> Future:
-        return self._future
 
 
 class SimCluster:
-    """Slots and a timer thread; `cpu_s` is the timer thread's own CPU time (subtracted from the driver's)."""
+    """Slots and a timer thread that fires each trial's events when due; `cpu_s` is the timer thread's own
+    CPU time (subtracted from the driver's)."""
 
     def __init__(self, slots: int):
         self.slots, self.free = slots, slots
-        self.waiting: List[Any] = []  # actors waiting for a slot, in launch order
+        self.waiting: List[tuple] = []  # (key, seconds, record) waiting for a slot, in launch order
         self.heap: List[tuple] = []
         self.seq = itertools.count()
         self.cv = threading.Condition()
+        self.events: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
         self.cpu_s = 0.0
         self.stopped = False
         threading.Thread(target=self._run, daemon=True, name="simray").start()
 
-    def at(self, due: float, ref: SimRef, value: Any) -> None:
+    def launch(self, key: int, seconds: float, record: dict) -> None:
         with self.cv:
-            heapq.heappush(self.heap, (due, next(self.seq), ref, value))
-            self.cv.notify()
-
-    def launch(self, actor: "SimActor") -> None:
-        with self.cv:
-            self.waiting.append(actor)
-            self._place()
-
-    def release(self) -> None:
-        with self.cv:
-            self.free += 1
+            self.waiting.append((key, seconds, record))
             self._place()
 
     def _place(self) -> None:
         while self.free and self.waiting:
-            actor = self.waiting.pop(0) if len(self.waiting) < 64 else self.waiting.pop(0)
+            key, seconds, record = self.waiting.pop(0)
             self.free -= 1
             now = time.monotonic()
-            heapq.heappush(self.heap, (now, next(self.seq), actor.first_status, TrialStatus("10.0.0.1", "")))
-            heapq.heappush(self.heap, (now + actor.seconds, next(self.seq), actor.result_ref, actor.record))
+            heapq.heappush(self.heap, (now, next(self.seq), ("start", key, "10.0.0.1")))
+            heapq.heappush(self.heap, (now + seconds, next(self.seq), ("end", key, record, None)))
             self.cv.notify()
 
     def _run(self) -> None:
@@ -99,79 +78,68 @@ class SimCluster:
                 now = time.monotonic()
                 due = []
                 while self.heap and self.heap[0][0] <= now:
-                    due.append(heapq.heappop(self.heap))
+                    due.append(heapq.heappop(self.heap)[2])
                 if not due:
                     self.cv.wait(timeout=(self.heap[0][0] - now) if self.heap else 0.5)
                     self.cpu_s = time.thread_time() - t0
                     continue
-            for _, _, ref, value in due:
-                ref.future().set_result(value)
+                self.free += sum(event[0] == "end" for event in due)
+                self._place()
+            for event in due:
+                self.events.put(event)
             self.cpu_s = time.thread_time() - t0
 
 
-class SimActor:
-    """A trial's actor: placed when a slot frees; status() answers at once once placed."""
-
-    cluster: SimCluster
-
-    def __init__(self, job, seconds: float):
-        spec = job.spec
-        self.seconds = seconds
-        self.record = TrialResult(competition_id=spec.competition, sweep=spec.sweep, trial_id=spec.trial_id,
-                                  agent=spec.agent, tier=spec.tier, seed=spec.seed, attempt=job.attempt,
-                                  status=Status.GRADED, score=0.5, valid_submission=True, submission_exists=True,
-                                  node_id="sim-node", cpus=spec.resources.cpus,
-                                  memory_gb=spec.resources.memory_gb).to_dict()
-        self.first_status, self.result_ref = SimRef(), SimRef()
-        self.asked = 0
-        outer = self
-
-        class _Status:
-            def remote(self):
-                if outer.asked == 0:
-                    outer.asked = 1
-                    return outer.first_status
-                ref = SimRef()
-                ref.future().set_result(TrialStatus("10.0.0.1", f"step {outer.asked}"))
-                outer.asked += 1
-                return ref
-
-        class _Result:
-            def remote(self):
-                return outer.result_ref
-
-        self.status, self.result = _Status(), _Result()
-        self.cluster.launch(self)
-
-
-class SimActorClass:
-    """What the scheduler's `actor_cls` must offer: `.options(**opts).remote(job)`."""
+class SimLaunchers:
+    """What the scheduler's `launchers` must offer (mleray.sweep.launcher.RayLaunchers), on SimCluster: a
+    trial starts when a slot frees and ends after its duration; a log line asked for is answered at once."""
 
     def __init__(self, cluster: SimCluster, seconds: float):
         self.cluster, self.seconds = cluster, seconds
-        SimActor.cluster = cluster
+        self.next_key = 0
+        self.asked = 0
 
-    def options(self, **_):
-        return self
+    def launch(self, job, options) -> int:
+        spec = job.spec
+        record = TrialResult(competition_id=spec.competition, sweep=spec.sweep, trial_id=spec.trial_id,
+                             agent=spec.agent, tier=spec.tier, seed=spec.seed, attempt=job.attempt,
+                             status=Status.GRADED, score=0.5, valid_submission=True, submission_exists=True,
+                             node_id="sim-node", cpus=spec.resources.cpus, memory_gb=spec.resources.memory_gb).to_dict()
+        key, self.next_key = self.next_key, self.next_key + 1
+        self.cluster.launch(key, self.seconds, record)
+        return key
 
-    def remote(self, job) -> SimActor:
-        return SimActor(job, self.seconds)
+    def ask(self, keys) -> None:
+        for key in keys:
+            self.asked += 1
+            self.cluster.events.put(("line", key, f"step {self.asked}"))
+
+    def send(self) -> None:
+        pass
+
+    def events(self, timeout: float) -> List[tuple]:
+        try:
+            events = [self.cluster.events.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                events.append(self.cluster.events.get_nowait())
+            except queue.Empty:
+                return events
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class SimRay:
-    """The names scheduler.py takes from `ray`, for SimActor and SimRef."""
-
-    exceptions = ray.exceptions
+    """The one name scheduler.py still takes from `ray` itself: the cluster's resources."""
 
     def __init__(self, cluster: SimCluster):
         self.cluster = cluster
-
-    @staticmethod
-    def get(ref: SimRef, timeout=None):
-        return ref.future().result(timeout=timeout)
-
-    def kill(self, actor: SimActor, no_restart: bool = True) -> None:
-        self.cluster.release()
 
     def cluster_resources(self) -> dict:
         return {"CPU": float(self.cluster.slots), "memory": float(self.cluster.slots) * 2**30}
@@ -212,7 +180,7 @@ def throughput(n: int, slots: int, seconds: float) -> dict:
             store = SweepStore(Path(tmp))
             sampler = Sampler(every=max(n // 20, 1))
             progress = ProgressCallback(stream=open(os.devnull, "w"), tty=False, ticker=False)
-            scheduler = Scheduler(cfg, store, "bwrap", [sampler, progress], actor_cls=SimActorClass(cluster, seconds),
+            scheduler = Scheduler(cfg, store, "bwrap", [sampler, progress], launchers=SimLaunchers(cluster, seconds),
                                   report_to_ray=False)
             rss0, t0, c0 = rss_mib(), time.monotonic(), time.process_time()
             assert scheduler.run(trials)
@@ -259,7 +227,7 @@ def in_flight(n: int, window: float) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             store = SweepStore(Path(tmp))
             scheduler = Scheduler(cfg, store, "bwrap", [Started(), view, Logs()],
-                                  actor_cls=SimActorClass(cluster, window * 3 + 60), report_to_ray=False)
+                                  launchers=SimLaunchers(cluster, window * 3 + 60), report_to_ray=False)
             runner = threading.Thread(target=lambda: result.setdefault("ok", scheduler.run(trials)), daemon=True)
             t_start = time.monotonic()
             runner.start()
@@ -272,7 +240,6 @@ def in_flight(n: int, window: float) -> dict:
             cpu = (time.process_time() - c0) - (cluster.cpu_s - s0)
             lines = logs["lines"] - l0
             running = len(scheduler.inflight)
-            scheduler_module.ray.kill = lambda *a, **k: None  # type: ignore[attr-defined]
             import _thread
 
             _thread.interrupt_main  # noqa: B018  # (the run is left to die with the process)

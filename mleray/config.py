@@ -61,6 +61,7 @@ class RayConfig:
     num_cpus: Optional[int] = None  # local Ray only
     num_gpus: Optional[float] = None  # local Ray only; >0 on a GPU-less machine fakes GPUs
     dashboard: bool = False  # local Ray only: start Ray's dashboard (localhost:8265) and its `ray status` view
+    metrics: bool = False  # Ray's metric export from the driver (and a local Ray's processes); see docs/cluster.md
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The driver: schedules one Ray actor per trial, keeps a queue of each tier waiting in Ray (what
 and where: mleray.sweep.placement), appends each result the moment it arrives, retries trials whose actor
-or node died, and stops cleanly on Ctrl-C.
+or node died, and stops cleanly on Ctrl-C. The actors themselves are created and watched by launchers
+(mleray.sweep.launcher), which the driver speaks to in batches, so Ray's cost per actor is not the driver's.
 
 A trial whose actor or node died past its retries, or that raised inside mleray, is recorded as an
 infrastructure failure (`records.failed_record`): a resumed sweep runs it again as its next attempt,
@@ -11,42 +12,34 @@ after every trial in flight is stopped): its result is kept in the trial folder 
 from __future__ import annotations
 
 import math
-import queue
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Sequence as Sequence_
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import ray
-from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
 from mleray.config import SweepConfig
-from mleray.errors import one_line
 from mleray.records import failed_record
 from mleray.storage.store import AppendError, SweepStore
 from mleray.sweep.callbacks import CallbackList, SweepCallback
+from mleray.sweep.launcher import Failure, RayLaunchers
 from mleray.sweep.placement import GIB, alive_nodes, cpu_only_selector, plan_launches
 from mleray.sweep.trials import TrialJob, TrialSpec
-from mleray.trial.actor import TrialActor, TrialStatus
+from mleray.trial.actor import TrialActor
 
 STATUS_EVERY_S = 2.0  # a shown trial's last log line is asked for at most this often
 STATUS_PER_S = 20  # and at most this many status() calls a second in all, however many trials run
 NODES_EVERY_S = 5.0  # the node list and the cluster's resources are looked up at most this often
 TURN_S = 0.5  # the longest the loop sleeps while nothing happens
-# Deaths of the actor's process or node: the trial is retried on any node.
-RETRYABLE = (RayActorError, WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError)
 
 
 @dataclass
 class _InFlight:
     job: TrialJob
-    actor: Any
-    ref: Any
-    status_ref: Optional[object] = None
     started: bool = False
-    asking: bool = False  # a status() call for its log line is in flight
+    asking: bool = False  # a request for its last log line is in flight
 
 
 def actor_name(job: TrialJob) -> str:
@@ -59,8 +52,8 @@ def actor_name(job: TrialJob) -> str:
 class Scheduler:
     """Runs `trials` on the connected Ray cluster, recording into `store`.
 
-    Each loop turn costs what happened since the last one, not what is in flight: results and
-    status answers arrive through their refs' futures into queues and are all taken in one turn; the
+    Each loop turn costs what happened since the last one, not what is in flight: starts, log lines
+    and results arrive from the launchers in batches and are all taken in one turn; the
     counts the launch plan needs are counters; the node list and the cluster's resources are cached
     for NODES_EVERY_S; a running trial's last log line is asked for only while a callback shows that
     trial (`SweepCallback.shown_trials`), at most every STATUS_EVERY_S and STATUS_PER_S in all. The
@@ -73,7 +66,8 @@ class Scheduler:
     callbacks: Sequence[SweepCallback] = ()
     actor_cls: Any = TrialActor  # a test or benchmark may pass another actor with the same methods
     report_to_ray: bool = True  # the sweep's progress on a named Ray actor (mleray.sweep.progress.RayProgress)
-    inflight: Dict[object, _InFlight] = field(default_factory=dict)
+    launchers: Any = None  # what creates and watches the trial actors: RayLaunchers(actor_cls) unless given
+    inflight: Dict[int, _InFlight] = field(default_factory=dict)  # launch key -> its trial
     _first: Dict[str, int] = field(default_factory=dict)  # trial id -> its first attempt in this run
     _node_cache: List[dict] = field(default_factory=list)
     _resources: dict = field(default_factory=dict)
@@ -86,11 +80,10 @@ class Scheduler:
 
             callbacks.append(RayProgress())
         self._events = CallbackList(callbacks)
-        # What Ray finished, pushed by the refs' futures: (main ref, None) for a result ready,
-        # (status ref, item) for a status() answer.
-        self._arrived: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
+        if self.launchers is None:
+            self.launchers = RayLaunchers(self.actor_cls)
         self._shapes: Dict[str, Any] = {}  # tier -> its resources, of the tiers launched
-        self._by_trial: Dict[str, _InFlight] = {}
+        self._by_trial: Dict[str, int] = {}  # trial id -> its launch key
         self._unplaced: Counter = Counter()  # tier -> trials launched, not yet started
         self._unplaced_gpu = 0
         self._next_ask = 0.0
@@ -103,29 +96,13 @@ class Scheduler:
         selector = cpu_only_selector(res, self._nodes(), gpu_trials_waiting)
         if selector:
             options["label_selector"] = selector
-        try:
-            actor = self.actor_cls.options(**options).remote(job)
-        except ValueError:  # the name is still held (an actor of this name not yet gone): a unique suffix
-            options["name"] = f"{actor_name(job)}~{uuid.uuid4().hex[:6]}"
-            actor = self.actor_cls.options(**options).remote(job)
-        ref = actor.result.remote()
-        # status() answers as soon as the actor exists: that is when the trial starts running.
-        item = _InFlight(job, actor, ref, status_ref=actor.status.remote())
-        self.inflight[ref] = item
-        self._by_trial[job.spec.trial_id] = item
+        key = self.launchers.launch(job, options)
+        item = _InFlight(job)
+        self.inflight[key] = item
+        self._by_trial[job.spec.trial_id] = key
         self._unplaced[job.spec.tier] += 1
         self._unplaced_gpu += bool(res.gpus)
         self._shapes[job.spec.tier] = res
-        self._when_ready(ref, lambda: self._arrived.put((ref, None)))
-        self._watch_status(item)
-
-    @staticmethod
-    def _when_ready(ref: Any, then: Any) -> None:
-        ref.future().add_done_callback(lambda _: then())  # on Ray's thread: only a queue put
-
-    def _watch_status(self, item: _InFlight) -> None:
-        status_ref = item.status_ref
-        self._when_ready(status_ref, lambda: self._arrived.put((status_ref, item)))
 
     def _gpu_trials_waiting(self, queues: "TierQueues") -> bool:
         """Whether a GPU trial is not yet running: queued here, or launched but not placed by Ray."""
@@ -142,24 +119,21 @@ class Scheduler:
         self._refresh()
         return self._node_cache
 
-    def _take_answers(self, answers: List[tuple]) -> None:
-        """Handles the status() answers that arrived since the last turn: a trial whose actor came up is
-        announced (so even a short trial shows as running, on its node); a log line is passed on."""
-        for status_ref, item in answers:
-            if item.ref not in self.inflight:
-                continue  # finished meanwhile
-            try:
-                answer: Optional[TrialStatus] = ray.get(status_ref)
-            except Exception:
-                answer = None  # the actor died first: its main ref reports why
-            item.status_ref = None
+    def _take_event(self, event: tuple, ended: List[tuple]) -> None:
+        """A launcher's event: a trial whose actor came up is announced (so even a short trial shows as
+        running, on its node); a log line asked for is passed on; an ended trial is kept for _finish."""
+        item = self.inflight.get(event[1])
+        if item is None:
+            return  # ended meanwhile
+        if event[0] == "start":
             if not item.started:
-                if answer:
-                    self._start(item, answer.node)
-            else:
-                item.asking = False
-                if answer and answer.last_line:
-                    self._events.on_trial_log(item.job.spec.trial_id, answer.last_line)
+                self._start(item, event[2])
+        elif event[0] == "line":
+            item.asking = False
+            if event[2]:
+                self._events.on_trial_log(item.job.spec.trial_id, event[2])
+        else:
+            ended.append(event)
 
     def _start(self, item: _InFlight, node: str) -> None:
         item.started = True
@@ -178,39 +152,41 @@ class Scheduler:
             return
         self._next_ask = now + STATUS_EVERY_S
         budget = int(STATUS_PER_S * STATUS_EVERY_S)
+        keys = []
         for trial in self._events.shown_trials():
-            item = self._by_trial.get(trial)
+            key = self._by_trial.get(trial)
+            item = self.inflight.get(key) if key is not None else None
             if item is None or not item.started or item.asking:
                 continue
             if budget <= 0:
-                return
+                break
             budget -= 1
             item.asking = True
-            item.status_ref = item.actor.status.remote()
-            self._watch_status(item)
+            keys.append(key)
+        self.launchers.ask(keys)
 
-    def _finish(self, ref, retry: List[TrialJob]) -> Optional[dict]:
-        """The record of a finished trial (appended, not yet flushed), or None (retried, or a duplicate)."""
-        item = self.inflight.pop(ref)
+    def _finish(self, key: int, record: Optional[dict], failure: Optional[Failure],
+                retry: List[TrialJob]) -> Optional[dict]:
+        """The record of an ended trial (appended, not yet flushed), or None (retried, or a duplicate)."""
+        item = self.inflight.pop(key)
         job = item.job
         self._by_trial.pop(job.spec.trial_id, None)
-        try:
-            record = ray.get(ref)
-        except RETRYABLE as err:
-            reason = f"actor or node died (attempt {job.attempt}): {one_line(err, last=True)}"
-            if job.attempt - self._first.get(job.spec.trial_id, 0) < self.cfg.retries:
-                if not item.started:
-                    self._placed(item)
-                self._events.on_trial_retry(job.spec.trial_id, job.attempt + 1, reason)
-                retry.append(job.retry())
-                return None
-            record = failed_record(job.spec, job.attempt, f"{reason}; no retries left")
-        except RayTaskError as err:
-            record = failed_record(job.spec, job.attempt, f"trial raised: {one_line(err, last=True)}")
-        except ray.exceptions.RayError as err:  # its result lost, its runtime env failed: Ray's, not the agent's
-            record = failed_record(job.spec, job.attempt, f"ray: {type(err).__name__}: {one_line(err, last=True)}")
-        finally:
-            ray.kill(item.actor, no_restart=True)
+        if failure is not None:
+            kind, why = failure
+            if kind == "died":
+                reason = f"actor or node died (attempt {job.attempt}): {why}"
+                if job.attempt - self._first.get(job.spec.trial_id, 0) < self.cfg.retries:
+                    if not item.started:
+                        self._placed(item)
+                    self._events.on_trial_retry(job.spec.trial_id, job.attempt + 1, reason)
+                    retry.append(job.retry())
+                    return None
+                record = failed_record(job.spec, job.attempt, f"{reason}; no retries left")
+            elif kind == "raised":
+                record = failed_record(job.spec, job.attempt, f"trial raised: {why}")
+            else:
+                record = failed_record(job.spec, job.attempt, f"ray: {why}")
+        assert record is not None  # no failure: the actor returned its record
         self._first.pop(job.spec.trial_id, None)
         if not item.started:
             if record.get("node_id"):
@@ -242,16 +218,20 @@ class Scheduler:
         try:
             while queues or self.inflight:
                 self._fill(queues)
-                ready, answers = self._arrivals(TURN_S)
-                self._take_answers(answers)
+                self.launchers.send()
+                finished: List[tuple] = []
+                for event in self.launchers.events(TURN_S):
+                    self._take_event(event, finished)
                 retry: List[TrialJob] = []
-                ended = [record for record in (self._finish(ref, retry) for ref in ready) if record is not None]
+                ended = [record for record in (self._finish(key, record, failure, retry)
+                                               for _, key, record, failure in finished) if record is not None]
                 self.store.flush_due()
                 for record in ended:
                     self._events.on_trial_end(record)
                 queues.push_front(retry)
                 self._ask_logs()
             self.store.flush()
+            self.launchers.close()
         except KeyboardInterrupt:
             self.stop()
             return False
@@ -268,20 +248,6 @@ class Scheduler:
             self.store.flush()
         except AppendError:
             pass
-
-    def _arrivals(self, timeout: float) -> tuple[List[object], List[tuple]]:
-        """(main refs ready, status answers): everything that arrived, waiting up to `timeout` for a first."""
-        try:
-            arrived = [self._arrived.get(timeout=timeout)]
-        except queue.Empty:
-            return [], []
-        while True:
-            try:
-                arrived.append(self._arrived.get_nowait())
-            except queue.Empty:
-                break
-        ready = [ref for ref, item in arrived if item is None and ref in self.inflight]
-        return ready, [(ref, item) for ref, item in arrived if item is not None]
 
     def _fill(self, queues: "TierQueues") -> None:
         """Hands Ray the trials mleray.sweep.placement.plan_launches asks for (within max_in_flight, if set)."""
@@ -301,9 +267,8 @@ class Scheduler:
                 self._launch(queues.pop(tier), gpu_waiting)
 
     def stop(self) -> None:
-        """Kills every in-flight actor (their sandboxes die with them)."""
-        for item in self.inflight.values():
-            ray.kill(item.actor, no_restart=True)
+        """Kills every in-flight trial's actor (their sandboxes die with them), then the launchers."""
+        self.launchers.stop()
         self.inflight.clear()
         self._by_trial.clear()
 
