@@ -19,7 +19,7 @@ def test_overrides_apply_and_add_tiers():
 
 @pytest.mark.parametrize("override, expected", [
     ("bogus=1", "unknown config key 'bogus' (allowed: name,"),
-    ("ray.bogus=1", "unknown config key 'ray.bogus' (allowed: address, num_cpus, num_gpus, dashboard)"),
+    ("ray.bogus=1", "unknown config key 'ray.bogus' (allowed: address, num_cpus, num_gpus, dashboard, metrics)"),
     ("tiers.cpu.cpus=lots", "bad value for 'tiers.cpu.cpus'"),
     ("sandbox=podman", "expected one of [auto, docker, bwrap]"),
     ("tiers.cpu.gpus=1.5", "'tiers.cpu.gpus': 1.5 (allowed: 0, a fraction below 1, or a whole number)"),

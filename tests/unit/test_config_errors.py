@@ -25,7 +25,7 @@ def _error(fn, *args) -> str:
 @pytest.mark.parametrize("override, expected", [
     ("tiers.cpu.tim_limit=5", f"unknown config key 'tiers.cpu.tim_limit' (allowed: {TIER_KEYS})"),
     ("tiers.gpu.cpu=2", f"unknown config key 'tiers.gpu.cpu' (allowed: {TIER_KEYS})"),
-    ("ray.adress=auto", "unknown config key 'ray.adress' (allowed: address, num_cpus, num_gpus, dashboard)"),
+    ("ray.adress=auto", "unknown config key 'ray.adress' (allowed: address, num_cpus, num_gpus, dashboard, metrics)"),
     ("bogus=1", f"unknown config key 'bogus' (allowed: {', '.join(f.name for f in fields(SweepConfig))})"),
     ("competitions=titanic", "bad value for 'competitions': 'titanic' is not a list (write competitions='[titanic]')"),
     ("agents=dummy", "bad value for 'agents': 'dummy' is not a list (write agents='[dummy]')"),
@@ -40,7 +40,7 @@ def test_override_errors(override, expected):
     ("tiers:\n  cpu:\n    tim_limit: 5\n",
      f"unknown config key 'tiers.cpu.tim_limit' in {{path}} (allowed: {TIER_KEYS})"),
     ("ray:\n  adress: auto\n",
-     "unknown config key 'ray.adress' in {path} (allowed: address, num_cpus, num_gpus, dashboard)"),
+     "unknown config key 'ray.adress' in {path} (allowed: address, num_cpus, num_gpus, dashboard, metrics)"),
     ("competitions: titanic\n", "bad value for 'competitions' in {path}: 'titanic' is not a list "
                                 "(write competitions: [titanic])"),
     ("name: x\nseeds: 2\na: b: c\n",

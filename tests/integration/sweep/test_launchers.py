@@ -89,7 +89,8 @@ def test_a_dead_launchers_trials_are_retried_on_a_new_one(local_ray, tmp_path):
     cfg, trials = sweep(["tiers.cpu.time_limit=3", "retries=1"], ["a", "b"])
     killer = KillLauncherOnFirstStart()
     store = SweepStore(tmp_path)
-    scheduler = Scheduler(cfg, store, "bwrap", [killer], launchers=RayLaunchers(SleepProbe))  # the retries go to a new one
+    # the launcher killed was the active one: the retries must go to a new one
+    scheduler = Scheduler(cfg, store, "bwrap", [killer], launchers=RayLaunchers(SleepProbe))
     killer.scheduler = scheduler
     assert scheduler.run(trials)
     assert killer.killed
