@@ -1,5 +1,6 @@
 """Simulated Ray for bench/driver_scale.py --simulate: mleray's real Scheduler, SweepStore and live view
-with Ray swapped out of the scheduler module for `SimRay`, an in-process stand-in.
+with Ray swapped out of the scheduler (its launchers for `SimLaunchers`, its cluster lookups for `SimRay`),
+an in-process stand-in.
 
 SimRay is named as such in every result: the launchers (mleray.sweep.launcher) are replaced by
 `SimLaunchers`, a fixed number of slots stands for the cluster (a trial waits for a free slot, as Ray
@@ -286,7 +287,8 @@ def markdown(r: dict) -> str:
              f"Measured {r['date']} on {r['machine']['cpus']} cores (shared with other work), Python "
              f"{r['machine']['python']}. One run: `{r['command'].strip()}`.",
              "mleray's real Scheduler, SweepStore (a local trials.jsonl) and live view; Ray swapped out of the "
-             "scheduler for SimRay, an in-process stand-in (bench/driver_sim.py): no Ray call costs anything, so "
+             "scheduler (its launchers and cluster lookups) for SimRay, an in-process stand-in "
+             "(bench/driver_sim.py): no Ray call costs anything, so "
              "these figures are what the driver itself adds. The stand-in's timer thread's CPU is subtracted.", "",
              "| trials | slots | trial (s) | wall (s) | driver CPU per trial | RSS start / end "
              "| RSS growth per finished trial |",
