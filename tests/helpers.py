@@ -125,3 +125,14 @@ def moto_s3(monkeypatch, bucket_path: str):
         yield f"s3://{bucket_path}?endpoint_override={host}:{port}&scheme=http&allow_bucket_creation=true"
     finally:
         server.stop()
+
+
+def dummy_sweep(overrides, comps):
+    """A sweep config of the dummy agent, one seed, 1-CPU 0.1-GiB trials (plus `overrides`), and its trials on
+    `comps`."""
+    from mleray.config import load_sweep
+    from mleray.sweep.trials import expand
+
+    cfg = load_sweep(overrides=["agents=[dummy]", "seeds=1", "tiers.cpu.cpus=1", "tiers.cpu.memory_gb=0.1",
+                                *overrides])
+    return cfg, expand(cfg, comps)

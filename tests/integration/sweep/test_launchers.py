@@ -6,16 +6,14 @@ The trial actor is a probe that sleeps for its tier's time limit, standing in fo
 
 import time
 
-import pytest
 import ray
+from helpers import dummy_sweep as sweep
 from ray._private.state import actors as actor_table  # the GCS's table: no dashboard needed
 
-from mleray.config import load_sweep
 from mleray.records import Status
 from mleray.storage.store import SweepStore
 from mleray.sweep.launcher import RayLaunchers
 from mleray.sweep.scheduler import Scheduler
-from mleray.sweep.trials import expand
 from mleray.trial.actor import TrialHost
 
 
@@ -25,19 +23,6 @@ class SleepProbe(TrialHost):
         time.sleep(float(job.spec.resources.time_limit))
         return {"trial_id": job.spec.trial_id, "competition_id": job.spec.competition, "attempt": job.attempt,
                 "status": Status.GRADED, "node_id": ray.get_runtime_context().get_node_id()}
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
-
-
-def sweep(overrides, comps):
-    cfg = load_sweep(overrides=["agents=[dummy]", "seeds=1", "tiers.cpu.cpus=1", "tiers.cpu.memory_gb=0.1",
-                                *overrides])
-    return cfg, expand(cfg, comps)
 
 
 def of_class(class_name):

@@ -10,14 +10,13 @@ import time
 
 import pytest
 import ray
+from helpers import dummy_sweep as sweep
 
-from mleray.config import load_sweep
 from mleray.records import Status
 from mleray.storage.store import SweepStore
 from mleray.sweep.callbacks import SweepCallback
 from mleray.sweep.progress import RAY_NAMESPACE, progress_actor_name, sweep_progress
 from mleray.sweep.scheduler import Scheduler
-from mleray.sweep.trials import expand
 from mleray.trial.actor import TrialHost
 
 
@@ -31,19 +30,6 @@ class NamedProbe(TrialHost):
         time.sleep(float(spec.resources.time_limit))
         return {"trial_id": spec.trial_id, "competition_id": spec.competition, "attempt": job.attempt,
                 "status": Status.GRADED, "actor_name": ray.get_runtime_context().get_actor_name()}
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
-
-
-def sweep(overrides, comps):
-    cfg = load_sweep(overrides=["agents=[dummy]", "seeds=1", "tiers.cpu.cpus=1", "tiers.cpu.memory_gb=0.1",
-                                *overrides])
-    return cfg, expand(cfg, comps)
 
 
 def test_trial_actors_are_named_by_trial_id_and_a_retry_by_its_attempt(local_ray, tmp_path):

@@ -8,12 +8,11 @@ import time
 
 import pytest
 import ray
+from helpers import dummy_sweep as sweep
 
-from mleray.config import load_sweep
 from mleray.records import Status
 from mleray.storage.store import SweepStore
 from mleray.sweep.scheduler import Scheduler
-from mleray.sweep.trials import expand
 from mleray.trial.actor import TrialHost
 
 
@@ -45,12 +44,6 @@ class Recorder:
 
     def __getattr__(self, name):
         return lambda *args: self.events.append((name, args))
-
-
-def sweep(overrides, comps):
-    cfg = load_sweep(overrides=["agents=[dummy]", "seeds=1", "tiers.cpu.cpus=1", "tiers.cpu.memory_gb=0.1",
-                                *overrides])
-    return cfg, expand(cfg, comps)
 
 
 def test_four_half_gpu_trials_share_two_gpus_and_a_fifth_waits(fake_gpus, tmp_path):
