@@ -38,6 +38,7 @@ from mleray.records import Status, TrialResult
 from mleray.storage.store import SweepStore
 from mleray.sweep import scheduler as scheduler_module
 from mleray.sweep.callbacks import SweepCallback
+from mleray.sweep.launcher import take_all
 from mleray.sweep.progress import ProgressCallback
 from mleray.sweep.scheduler import Scheduler
 from mleray.sweep.trials import TrialSpec
@@ -119,15 +120,7 @@ class SimLaunchers:
         pass
 
     def events(self, timeout: float) -> List[tuple]:
-        try:
-            events = [self.cluster.events.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                events.append(self.cluster.events.get_nowait())
-            except queue.Empty:
-                return events
+        return take_all(self.cluster.events, timeout)
 
     def stop(self) -> None:
         pass

@@ -54,6 +54,19 @@ def few_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
+def take_all(arrived: "queue.SimpleQueue", timeout: float) -> list:
+    """Everything in the queue, waiting up to `timeout` for a first item ([] if none came)."""
+    try:
+        items = [arrived.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            items.append(arrived.get_nowait())
+        except queue.Empty:
+            return items
+
+
 def classify(err: BaseException) -> Failure:
     """Why a trial's actor gave no record, in the scheduler's terms: its process or node died ("died",
     retried), the trial raised inside mleray ("raised"), or Ray failed otherwise ("ray")."""
@@ -243,17 +256,8 @@ class RayLaunchers:
 
     def events(self, timeout: float) -> List[tuple]:
         """Everything the launchers reported since the last call, waiting up to `timeout` for a first."""
-        try:
-            arrived = [self._arrived.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                arrived.append(self._arrived.get_nowait())
-            except queue.Empty:
-                break
         events: List[tuple] = []
-        for launcher, ref in arrived:
+        for launcher, ref in take_all(self._arrived, timeout):
             launcher.poll = None
             try:
                 answer = ray.get(ref)
@@ -285,12 +289,11 @@ class RayLaunchers:
         try:
             ray.wait(stops, num_returns=len(stops), timeout=10)
         finally:
-            for launcher in self._live:
-                self._kill(launcher)
-            self._live, self._active, self._where, self._batch = [], None, {}, []
+            self.close()
+            self._where, self._batch = {}, []
 
     def close(self) -> None:
-        """Kills the launchers of a finished sweep (their trials have all ended)."""
+        """Kills the launchers (of a finished sweep: their trials have all ended; else they die with them)."""
         for launcher in self._live:
             self._kill(launcher)
         self._live, self._active = [], None
